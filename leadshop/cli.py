@@ -1,0 +1,274 @@
+"""``leadshop``: the command-line front door.
+
+The one kernel module allowed to import flows and tasks (to run them). Prefect is imported only
+inside the commands that need it, after ``PREFECT_API_URL`` is settled, because Prefect reads its
+settings once, at import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import platform
+import shutil
+import subprocess
+import threading
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import text
+
+from leadshop import db, server
+from leadshop.config import get_settings
+from leadshop.leads import parse_leads
+from leadshop.models import AssessmentResult, LeadRecord
+
+app = typer.Typer(help="Assess local businesses' websites, grade them and rank the leads.")
+server_app = typer.Typer(help="The local Prefect server that tracks flow runs.")
+app.add_typer(server_app, name="server")
+console = Console()
+
+SECTIONS = ("pagespeed", "security", "gbp", "semrush", "visual", "llm")
+
+
+def _engine() -> Any:
+    url = get_settings().resolved_database_url
+    db.migrate(url)
+    return db.make_engine(url)
+
+
+@app.command("import")
+def import_leads(file: Path) -> None:
+    """Import leads from a CSV or JSON file; bad rows are listed, good rows still go in."""
+    report = parse_leads(file)
+    ids = db.upsert_leads(_engine(), report.leads) if report.leads else []
+    for error in report.errors:
+        console.print(f"[yellow]line {error.line}[/]: {error.reason}")
+    console.print(f"imported {len(ids)} leads from {file}; {len(report.errors)} rows rejected")
+    if not ids and report.errors:
+        raise typer.Exit(1)
+
+
+def render_batch(batch_id: str) -> None:
+    """The ranked table of a batch, weakest sites (the best prospects) first."""
+    rows = db.batch_rows(_engine(), batch_id)
+    shown = [s for s in SECTIONS if any(s in row["sections"] for row in rows)]
+    table = Table(title=f"batch {batch_id}")
+    for column in ("#", "lead", "website", "status", *shown, "overall"):
+        table.add_column(column)
+    for rank, row in enumerate(rows, start=1):
+        cells = [_grade_cell(row["sections"].get(section, {})) for section in shown]
+        overall = (
+            f"{row['overall_grade']} ({row['overall_score']})" if row["overall_grade"] else "-"
+        )
+        table.add_row(str(rank), row["name"], row["website"], row["status"], *cells, overall)
+    console.print(table)
+    for row in rows:
+        if row["error_message"]:
+            console.print(f"[red]{row['name']}[/]: {row['error_message']}")
+
+
+def _grade_cell(section: dict[str, Any]) -> str:
+    if section.get("status") == "failed":
+        return "[red]failed[/]"
+    if section.get("grade"):
+        return f"{section['grade']} ({section['score']})"
+    return section.get("status") or "-"
+
+
+def _run_flow(**parameters: Any) -> dict[str, Any]:
+    """Run the flow here, drawing a progress bar from the database while it runs."""
+    api_url = server.ensure_api_url()
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from flows.assess_leads import assess_leads  # after the API URL is settled
+
+    batch_id = parameters.setdefault("batch_id", os.urandom(16).hex())
+    engine = _engine()
+    done = threading.Event()
+
+    def draw() -> None:
+        columns = (TextColumn("assessing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console) as progress:
+            bar = progress.add_task("leads", total=None)
+            while not done.wait(0.5):
+                state = db.batch_progress(engine, batch_id)
+                progress.update(bar, total=state["total"] or None, completed=state["finished"])
+
+    drawer = threading.Thread(target=draw, daemon=True)
+    drawer.start()
+    try:
+        summary = assess_leads(**parameters)
+    finally:
+        done.set()
+        drawer.join()
+    render_batch(batch_id)
+    for rejected in summary["rejected"]:
+        console.print(
+            f"[yellow]rejected {rejected['source']} line {rejected['line']}[/]: "
+            f"{rejected['reason']}"
+        )
+    console.print(
+        f"{summary['leads']} leads in {summary['seconds']} s ({summary['leads_per_hour']} "
+        f"leads/hour). Flow run: {server.flow_run_url(api_url, summary['flow_run_id'])}"
+    )
+    return summary
+
+
+@app.command()
+def assess(
+    file: Annotated[Path | None, typer.Argument(help="CSV or JSON of leads to import")] = None,
+    lead_id: Annotated[list[int] | None, typer.Option("--lead-id", help="a lead id")] = None,
+    all_leads: Annotated[bool, typer.Option("--all", help="every lead in the database")] = False,
+    assessment: Annotated[list[str] | None, typer.Option(help="run only these")] = None,
+) -> None:
+    """Assess leads (imported from FILE, by id, or all) in one batch and print the ranking."""
+    ids = list(lead_id or [])
+    if all_leads:
+        ids += db.all_lead_ids(_engine())
+    if file is None and not ids:
+        raise typer.BadParameter("give a FILE, --lead-id or --all")
+    _run_flow(lead_ids=ids or None, file=str(file) if file else None, assessments=assessment)
+
+
+@app.command()
+def status(
+    batch: Annotated[str | None, typer.Option(help="batch id (default: latest)")] = None,
+) -> None:
+    """A batch's completion percentage and each lead's state."""
+    engine = _engine()
+    batch_id = batch or db.latest_batch_id(engine)
+    if batch_id is None:
+        console.print("no batch yet: run `leadshop assess`")
+        raise typer.Exit(1)
+    state = db.batch_progress(engine, batch_id)
+    counts = ", ".join(f"{k} {v}" for k, v in state["counts"].items())
+    console.print(f"batch {batch_id}: {state['percent']:.0f}% finished ({counts})")
+    render_batch(batch_id)
+
+
+@app.command()
+def check(
+    assessment: str,
+    url: str,
+    as_json: Annotated[bool, typer.Option("--json", help="print the envelope as JSON")] = False,
+) -> None:
+    """Run one assessment on one URL, without Prefect, and print its envelope."""
+    module = importlib.import_module(f"tasks.{assessment}")
+    lead = LeadRecord(id=0, name=url, website=url)
+    started = time.monotonic()
+    try:
+        result: AssessmentResult = asyncio.run(module.assess(lead))
+    except Exception as exc:
+        result = AssessmentResult.failure(assessment, exc, int((time.monotonic() - started) * 1000))
+    if as_json:
+        typer.echo(result.model_dump_json(indent=2))
+    else:
+        console.print(
+            f"[bold]{assessment}[/] {result.status}: grade {result.grade} score "
+            f"{result.score}\n{result.summary}"
+        )
+        for finding in result.findings:
+            console.print(f"- [{finding.severity}] {finding.title}: {finding.recommendation}")
+    if result.status == "failed":
+        raise typer.Exit(1)
+
+
+@server_app.command("start")
+def server_start() -> None:
+    """Start the local Prefect server in the background (SQLite under .leadshop/)."""
+    api_url = server.start()
+    console.print(f"Prefect API {api_url}; UI {server.ui_url(api_url)}")
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    """Stop the local Prefect server started by leadshop."""
+    console.print("stopped" if server.stop() else "no leadshop-started server is running")
+
+
+@server_app.command("status")
+def server_status() -> None:
+    state = server.status()
+    health = "answers" if state.healthy else "does not answer"
+    console.print(f"{state.api_url} {health}; started by leadshop: pid {state.pid or '-'}")
+    if not state.healthy:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo() -> None:
+    """Serve the demo sites on loopback, assess them, print the ranking and the run's address."""
+    from leadshop.demo.sites import DemoSites, demo_environment, write_leads_csv
+
+    settings = get_settings()
+    with DemoSites(settings.home / "demo") as sites:
+        os.environ.update(demo_environment(sites))
+        get_settings.cache_clear()
+        leads_file = write_leads_csv(settings.home / "demo-leads.csv", sites.sites)
+        console.print(f"demo sites: {', '.join(s.url for s in sites.sites)}")
+        _run_flow(file=str(leads_file))
+    console.print("The Prefect server keeps running for the UI; `leadshop server stop` stops it.")
+
+
+@app.command()
+def doctor() -> None:
+    """What is installed and reachable."""
+    settings = get_settings()
+    checks: list[tuple[str, bool, str]] = [("python", True, platform.python_version())]
+    for package in ("prefect", "prefect-dask", "dask", "distributed", "sqlalchemy", "httpx"):
+        try:
+            checks.append((package, True, metadata.version(package)))
+        except metadata.PackageNotFoundError:
+            checks.append((package, False, "not installed"))
+    checks.append(_probe("database", lambda: _ping_database(settings.resolved_database_url)))
+    api_url = os.environ.get("PREFECT_API_URL") or server.status().api_url
+    checks.append(("prefect api", server.is_healthy(api_url), api_url))
+    if settings.dask_address:
+        checks.append(_probe("dask scheduler", lambda: _ping_dask(settings.dask_address)))
+    else:
+        checks.append(("dask", True, "a LocalCluster per flow run (LEADSHOP_DASK_ADDRESS unset)"))
+    chromium = shutil.which(settings.chromium_path)
+    checks.append(
+        _probe("chromium", lambda: _version([settings.chromium_path, "--version"]))
+        if chromium
+        else ("chromium", False, f"{settings.chromium_path} not found")
+    )
+    table = Table("check", "ok", "detail")
+    for name, ok, detail in checks:
+        table.add_row(name, "[green]yes[/]" if ok else "[red]no[/]", detail)
+    console.print(table)
+
+
+def _probe(name: str, fn: Any) -> tuple[str, bool, str]:
+    try:
+        return name, True, str(fn())
+    except Exception as exc:
+        return name, False, f"{type(exc).__name__}: {exc}"
+
+
+def _ping_database(url: str) -> str:
+    with db.make_engine(url).connect() as connection:
+        connection.execute(text("select 1"))
+    return url.split("@")[-1]
+
+
+def _ping_dask(address: str) -> str:
+    from distributed import Client
+
+    with Client(address, timeout=5) as client:
+        return f"{address}: {len(client.scheduler_info()['workers'])} workers"
+
+
+def _version(command: list[str]) -> str:
+    return subprocess.run(command, capture_output=True, text=True, timeout=30).stdout.strip()
+
+
+if __name__ == "__main__":
+    app()

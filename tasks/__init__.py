@@ -1,0 +1,1 @@
+"""Prefect tasks: one module per assessment (collect + judge + one thin task), and the store."""
