@@ -17,7 +17,7 @@ import socket
 import ssl
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -65,8 +65,8 @@ def address_kind(ip: IPAddress) -> str | None:
         ("link-local", ip.is_link_local),
         ("multicast", ip.is_multicast),
         ("unspecified", ip.is_unspecified),
-        ("private", ip.is_private),
         ("reserved", ip.is_reserved),
+        ("private", ip.is_private),
         ("non-public", not ip.is_global),
     ):
         if flag:
@@ -89,7 +89,12 @@ def check_url(url: str) -> httpx.URL:
     return parsed
 
 
-async def resolve_checked(host: str, port: int, allow_private: bool) -> list[str]:
+AddressPolicy = Callable[[IPAddress], str | None]
+
+
+async def resolve_checked(
+    host: str, port: int, allow_private: bool, policy: AddressPolicy = address_kind
+) -> list[str]:
     """Every address ``host`` resolves to, refused as a whole if any one is not public.
 
     Refusing on any (not only the first) closes the trick of a name with one public and one
@@ -103,7 +108,7 @@ async def resolve_checked(host: str, port: int, allow_private: bool) -> list[str
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not allow_private:
         for address in addresses:
-            kind = address_kind(ipaddress.ip_address(address.split("%", 1)[0]))
+            kind = policy(ipaddress.ip_address(address.split("%", 1)[0]))
             if kind is not None:
                 raise BlockedAddress(
                     f"{host} resolves to {address}, a {kind} address; refused "
@@ -115,8 +120,9 @@ async def resolve_checked(host: str, port: int, allow_private: bool) -> list[str
 class _CheckedBackend(httpcore.AsyncNetworkBackend):
     """Opens TCP connections only to checked addresses; TLS still verifies the host name."""
 
-    def __init__(self, allow_private: bool) -> None:
+    def __init__(self, allow_private: bool, policy: AddressPolicy) -> None:
         self._allow_private = allow_private
+        self._policy = policy
         self._backend = httpcore.AnyIOBackend()
 
     async def connect_tcp(
@@ -127,7 +133,7 @@ class _CheckedBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        addresses = await resolve_checked(host, port, self._allow_private)
+        addresses = await resolve_checked(host, port, self._allow_private, self._policy)
         last_error: Exception | None = None
         for address in addresses:
             try:
@@ -255,7 +261,10 @@ class SafeClient:
         timeout: float = DEFAULT_TIMEOUT,
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_redirects: int = DEFAULT_MAX_REDIRECTS,
+        address_policy: AddressPolicy = address_kind,
     ) -> None:
+        """``address_policy`` says why an address is refused; tests swap it to stage a public
+        site on loopback."""
         self.timeout = timeout
         self.max_bytes = max_bytes
         self.max_redirects = max_redirects
@@ -263,7 +272,7 @@ class SafeClient:
         # httpx has no public hook for the network backend; the pool is rebuilt with ours.
         transport._pool = httpcore.AsyncConnectionPool(
             ssl_context=trust_context(),
-            network_backend=_CheckedBackend(allow_private_networks),
+            network_backend=_CheckedBackend(allow_private_networks, address_policy),
             max_connections=20,
         )
         self._client = httpx.AsyncClient(

@@ -1,0 +1,74 @@
+"""Small scripted websites on loopback for tests: each path answers from a list of responses.
+
+A route given several responses plays them in order and then repeats the last, which is how a
+test stages "503 twice, then 200".
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes = b"<!doctype html><html><head><title>ok</title></head><body>ok</body></html>"
+    headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "text/html"})
+    delay: float = 0.0
+
+
+@dataclass
+class Site:
+    host: str
+    port: int
+    routes: dict[str, list[Reply]]
+    hits: dict[str, int] = field(default_factory=dict)
+
+    def url(self, path: str = "/") -> str:
+        return f"http://{self.host}:{self.port}{path}"
+
+
+def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            with lock:
+                count = site.hits.get(path, 0)
+                site.hits[path] = count + 1
+            replies = site.routes.get(path) or [Reply(404, b"not found")]
+            reply = replies[min(count, len(replies) - 1)]
+            if reply.delay:
+                time.sleep(reply.delay)
+            self.send_response(reply.status)
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(reply.body)))
+            self.end_headers()
+            self.wfile.write(reply.body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    return Handler
+
+
+@contextmanager
+def serve(routes: dict[str, list[Reply]], host: str = "127.0.0.1") -> Iterator[Site]:
+    server = ThreadingHTTPServer((host, 0), BaseHTTPRequestHandler)
+    site = Site(host, server.server_port, routes)
+    server.RequestHandlerClass = _handler(site)  # it needs the port the OS picked
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield site
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
