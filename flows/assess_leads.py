@@ -29,7 +29,7 @@ from prefect_dask import DaskTaskRunner  # noqa: E402
 
 from leadshop.config import get_settings  # noqa: E402
 from tasks.lead import LEAD_TIMEOUT_SECONDS, LeadOutcome, assess_lead  # noqa: E402
-from tasks.registry import ASSESSMENTS  # noqa: E402
+from tasks.registry import ASSESSMENTS, resolve  # noqa: E402
 from tasks.store import BatchPlan, mark_unfinished, prepare_batch  # noqa: E402
 
 # If no lead at all finishes for this long, the rest are given up (a lost Dask worker can leave
@@ -66,9 +66,10 @@ def assess_leads(
     """
     started = time.monotonic()
     batch_id = batch_id or uuid.uuid4().hex
-    names = assessments or list(ASSESSMENTS)
+    specs = assessments or list(ASSESSMENTS)
+    names = [resolve(spec).name for spec in specs]  # an unknown name stops here, before any work
     plan = prepare_batch(batch_id, flow_run.get_id(), lead_ids, leads, file)
-    futures = assess_lead.map(plan.leads, unmapped(batch_id), unmapped(names))
+    futures = assess_lead.map(plan.leads, unmapped(batch_id), unmapped(specs))
     outcomes = collect(futures, plan, batch_id)
     summary = summarise(batch_id, plan, outcomes, time.monotonic() - started)
     publish(summary, names)
@@ -79,13 +80,15 @@ def collect(futures: Any, plan: BatchPlan, batch_id: str) -> list[LeadOutcome]:
     """Wait for leads as they finish, updating the progress artifact; never wait forever."""
     total = max(len(plan.leads), 1)
     progress = create_progress_artifact(progress=0.0, key="assess-leads-progress")
+    assert isinstance(progress, uuid.UUID)  # the sync call returns the id, not a coroutine
     pending = {future.wrapped_future: future for future in futures}
     outcomes: list[LeadOutcome] = []
     while pending:
         try:
-            done, _ = distributed.wait(
-                list(pending), timeout=STALL_SECONDS, return_when="FIRST_COMPLETED"
-            )
+            with next(iter(pending)).client.as_current():
+                done, _ = distributed.wait(
+                    list(pending), timeout=STALL_SECONDS, return_when="FIRST_COMPLETED"
+                )
         except TimeoutError:
             break
         for dask_future in done:

@@ -35,8 +35,6 @@ server_app = typer.Typer(help="The local Prefect server that tracks flow runs.")
 app.add_typer(server_app, name="server")
 console = Console()
 
-SECTIONS = ("pagespeed", "security", "gbp", "semrush", "visual", "llm")
-
 
 def _engine() -> Any:
     url = get_settings().resolved_database_url
@@ -59,12 +57,16 @@ def import_leads(file: Path) -> None:
 def render_batch(batch_id: str) -> None:
     """The ranked table of a batch, weakest sites (the best prospects) first."""
     rows = db.batch_rows(_engine(), batch_id)
-    shown = [s for s in SECTIONS if any(s in row["sections"] for row in rows)]
+    shown = [
+        key.removesuffix("_status")
+        for key in (rows[0] if rows else {})
+        if key.endswith("_status") and any(row[key] for row in rows)
+    ]
     table = Table(title=f"batch {batch_id}")
     for column in ("#", "lead", "website", "status", *shown, "overall"):
         table.add_column(column)
     for rank, row in enumerate(rows, start=1):
-        cells = [_grade_cell(row["sections"].get(section, {})) for section in shown]
+        cells = [_grade_cell(row, section) for section in shown]
         overall = (
             f"{row['overall_grade']} ({row['overall_score']})" if row["overall_grade"] else "-"
         )
@@ -75,12 +77,13 @@ def render_batch(batch_id: str) -> None:
             console.print(f"[red]{row['name']}[/]: {row['error_message']}")
 
 
-def _grade_cell(section: dict[str, Any]) -> str:
-    if section.get("status") == "failed":
+def _grade_cell(row: dict[str, Any], section: str) -> str:
+    status = row[f"{section}_status"]
+    if status == "failed":
         return "[red]failed[/]"
-    if section.get("grade"):
-        return f"{section['grade']} ({section['score']})"
-    return section.get("status") or "-"
+    if row[f"{section}_grade"]:
+        return f"{row[f'{section}_grade']} ({row[f'{section}_score']})"
+    return str(status or "-")
 
 
 def _run_flow(**parameters: Any) -> dict[str, Any]:
@@ -104,7 +107,7 @@ def _run_flow(**parameters: Any) -> dict[str, Any]:
     drawer = threading.Thread(target=draw, daemon=True)
     drawer.start()
     try:
-        summary = assess_leads(**parameters)
+        summary: dict[str, Any] = assess_leads(**parameters)
     finally:
         done.set()
         drawer.join()
@@ -205,14 +208,18 @@ def server_status() -> None:
 @app.command()
 def demo() -> None:
     """Serve the demo sites on loopback, assess them, print the ranking and the run's address."""
-    from leadshop.demo.sites import DemoSites, demo_environment, write_leads_csv
+    from leadshop.demo.sites import DemoSites, write_leads_csv
 
     settings = get_settings()
-    with DemoSites(settings.home / "demo") as sites:
-        os.environ.update(demo_environment(sites))
+    with DemoSites(settings.home / "demo-ca") as demo_sites:
+        # Workers inherit this environment: they may fetch loopback and trust the demo CA.
+        os.environ["LEADSHOP_ALLOW_PRIVATE_NETWORKS"] = "true"
+        os.environ["SSL_CERT_FILE"] = str(demo_sites.ca.trust_bundle)
         get_settings.cache_clear()
-        leads_file = write_leads_csv(settings.home / "demo-leads.csv", sites.sites)
-        console.print(f"demo sites: {', '.join(s.url for s in sites.sites)}")
+        leads_file = settings.home / "demo-leads.csv"
+        write_leads_csv(leads_file, demo_sites.sites)
+        for site in demo_sites.sites:
+            console.print(f"demo site {site.url}  {site.name}: {site.expected}")
         _run_flow(file=str(leads_file))
     console.print("The Prefect server keeps running for the UI; `leadshop server stop` stops it.")
 

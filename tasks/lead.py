@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
 from pydantic import BaseModel
 
 from leadshop.models import AssessmentResult, LeadRecord
@@ -57,11 +59,15 @@ class LeadOutcome(BaseModel):
         )
 
 
-async def run_assessment(name: str, lead: LeadRecord) -> AssessmentResult:
+async def run_assessment(spec: str, lead: LeadRecord) -> AssessmentResult:
     """The assessment's envelope; a failure after its retries becomes a failed envelope."""
     started = time.monotonic()
+    name = spec
     try:
-        state = await resolve(name)(lead, return_state=True)
+        assessment = resolve(spec)
+        name = assessment.name
+        call: Any = assessment  # Task's typing has no overload for return_state on async tasks
+        state: State[AssessmentResult] = await call(lead, return_state=True)
         outcome = await state.aresult(raise_on_failure=False)
     except Exception as exc:  # an unknown plugin name, an engine error: still only this section
         outcome = exc
