@@ -24,17 +24,21 @@ from prefect.artifacts import (  # noqa: E402
     create_table_artifact,
     update_progress_artifact,
 )
+from prefect.context import FlowRunContext  # noqa: E402
 from prefect.runtime import flow_run  # noqa: E402
 from prefect_dask import DaskTaskRunner  # noqa: E402
 
 from leadshop.config import get_settings  # noqa: E402
-from tasks.lead import LEAD_TIMEOUT_SECONDS, LeadOutcome, assess_lead  # noqa: E402
+from leadshop.models import LeadRecord  # noqa: E402
+from tasks.lead import LEAD_TIMEOUT_SECONDS, assess_chunk  # noqa: E402
 from tasks.registry import ASSESSMENTS, resolve  # noqa: E402
-from tasks.store import BatchPlan, mark_unfinished, prepare_batch  # noqa: E402
+from tasks.store import BatchPlan, batch_progress, finish_batch, prepare_batch  # noqa: E402
 
-# If no lead at all finishes for this long, the rest are given up (a lost Dask worker can leave
-# its Prefect task run RUNNING forever: PrefectHQ/prefect#21638).
+PROGRESS_SECONDS = 2.0
+# If no lead finishes for this long, the rest are given up: a lost Dask worker can leave its
+# Prefect task run RUNNING forever (PrefectHQ/prefect#21638); every lead has its own timeout.
 STALL_SECONDS = LEAD_TIMEOUT_SECONDS + 60
+LOST = "no result: the lead's run was lost (worker died or the cluster stalled)"
 
 
 def task_runner() -> DaskTaskRunner:
@@ -69,75 +73,83 @@ def assess_leads(
     specs = assessments or list(ASSESSMENTS)
     names = [resolve(spec).name for spec in specs]  # an unknown name stops here, before any work
     plan = prepare_batch(batch_id, flow_run.get_id(), lead_ids, leads, file)
-    futures = assess_lead.map(plan.leads, unmapped(batch_id), unmapped(specs))
-    outcomes = collect(futures, plan, batch_id)
-    summary = summarise(batch_id, plan, outcomes, time.monotonic() - started)
+    chunks = split(plan.leads, worker_threads())
+    watch(assess_chunk.map(chunks, unmapped(batch_id), unmapped(specs)), batch_id)
+    rows = finish_batch(batch_id, LOST)
+    summary = summarise(batch_id, plan, rows, time.monotonic() - started)
     publish(summary, names)
     return summary
 
 
-def collect(futures: Any, plan: BatchPlan, batch_id: str) -> list[LeadOutcome]:
-    """Wait for leads as they finish, updating the progress artifact; never wait forever."""
-    total = max(len(plan.leads), 1)
+def worker_threads() -> int:
+    context = FlowRunContext.get()
+    assert context is not None and isinstance(context.task_runner, DaskTaskRunner)
+    threads: dict[str, int] = context.task_runner.client.nthreads()
+    return max(1, sum(threads.values()))
+
+
+def split(leads: list[LeadRecord], parts: int) -> list[list[LeadRecord]]:
+    """Round-robin, so each worker thread gets a share of every part of the list."""
+    parts = max(1, min(parts, len(leads)))
+    return [leads[i::parts] for i in range(parts)] if leads else []
+
+
+def watch(futures: Any, batch_id: str) -> None:
+    """Wait for the chunks, drawing the progress artifact from the database; never forever."""
     progress = create_progress_artifact(progress=0.0, key="assess-leads-progress")
     assert isinstance(progress, uuid.UUID)  # the sync call returns the id, not a coroutine
-    pending = {future.wrapped_future: future for future in futures}
-    outcomes: list[LeadOutcome] = []
-    while pending:
+    pending = [future.wrapped_future for future in futures]
+    finished, last_change = 0, time.monotonic()
+    while True:
         try:
-            with next(iter(pending)).client.as_current():
-                done, _ = distributed.wait(
-                    list(pending), timeout=STALL_SECONDS, return_when="FIRST_COMPLETED"
-                )
+            if pending:
+                with pending[0].client.as_current():
+                    distributed.wait(pending, timeout=PROGRESS_SECONDS)
+            done = True
         except TimeoutError:
-            break
-        for dask_future in done:
-            result = pending.pop(dask_future).result(raise_on_failure=False)
-            if isinstance(result, LeadOutcome):
-                outcomes.append(result)
-        update_progress_artifact(progress, progress=100.0 * (total - len(pending)) / total)
-    update_progress_artifact(progress, progress=100.0)
-    finished = {outcome.lead_id for outcome in outcomes}
-    lost = [lead for lead in plan.leads if lead.id not in finished]
-    if lost:
-        reason = "no result: the lead's run crashed, timed out or lost its worker"
-        mark_unfinished(batch_id, [lead.id for lead in lost], reason)
-        outcomes += [LeadOutcome.lost(lead, reason) for lead in lost]
-    return outcomes
+            done = False
+        state = batch_progress(batch_id)
+        if state["finished"] != finished or done:
+            finished, last_change = state["finished"], time.monotonic()
+            update_progress_artifact(progress, progress=float(state["percent"]))
+        if done or time.monotonic() - last_change > STALL_SECONDS:
+            return
 
 
 def summarise(
-    batch_id: str, plan: BatchPlan, outcomes: list[LeadOutcome], seconds: float
+    batch_id: str, plan: BatchPlan, rows: list[dict[str, Any]], seconds: float
 ) -> dict[str, Any]:
-    """The batch in figures, weakest leads (the best prospects) first."""
-    counts = {status: 0 for status in ("completed", "partial", "failed")}
-    for outcome in outcomes:
-        counts[outcome.status] = counts.get(outcome.status, 0) + 1
-    ranked = sorted(outcomes, key=lambda o: (o.overall_score is None, o.overall_score or 0))
+    """The batch in figures; ``results`` are the stored rows, best prospects first."""
+    counts = {
+        status: sum(row["status"] == status for row in rows)
+        for status in ("completed", "partial", "failed")
+    }
     return {
         "batch_id": batch_id,
         "flow_run_id": str(flow_run.get_id() or ""),
-        "leads": len(outcomes),
+        "leads": len(rows),
         **counts,
         "rejected": [r.model_dump() for r in plan.rejected],
         "seconds": round(seconds, 2),
-        "leads_per_hour": round(len(outcomes) * 3600 / seconds, 1) if seconds > 0 else 0.0,
-        "results": [o.model_dump() for o in ranked],
+        "leads_per_hour": round(len(rows) * 3600 / seconds, 1) if seconds > 0 else 0.0,
+        "results": rows,
     }
 
 
 def publish(summary: dict[str, Any], names: list[str]) -> None:
     """The batch's table artifact, with throughput and failures in its description."""
-    rows = [
+    table = [
         {
-            "lead": r["name"],
-            "website": r["website"],
-            "status": r["status"],
-            **{n: (r["sections"].get(n) or {}).get("grade") or "-" for n in names},
-            "overall": r["overall_grade"] or "-",
-            "score": r["overall_score"],
+            "lead": row["name"],
+            "website": row["website"],
+            "status": row["status"],
+            **{
+                name: row.get(f"{name}_grade") or row.get(f"{name}_status") or "-" for name in names
+            },
+            "overall": row["overall_grade"] or "-",
+            "score": row["overall_score"],
         }
-        for r in summary["results"]
+        for row in summary["results"]
     ]
     rejected = "".join(
         f"\n- rejected {r['source']} line {r['line']}: {r['reason']}" for r in summary["rejected"]
@@ -148,5 +160,5 @@ def publish(summary: dict[str, Any], names: list[str]) -> None:
         f"partial {summary['partial']}, failed {summary['failed']}, "
         f"rejected inputs {len(summary['rejected'])}.{rejected}"
     )
-    create_table_artifact(table=rows, key="assess-leads-batch", description=description)
+    create_table_artifact(table=table, key="assess-leads-batch", description=description)
     get_run_logger().info(description)

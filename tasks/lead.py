@@ -1,9 +1,11 @@
-"""One lead, end to end: its assessments side by side, then the store step.
+"""Leads end to end: each lead's assessments side by side, then its store step.
 
-This is the unit mapped across the Dask cluster. The assessments are awaited here as child task
-runs (each keeps its own retries and state in the UI) instead of being submitted one by one to
-Dask: a Dask submission cost about 250 ms of worker CPU per task run on these machines, and
-awaiting them lets one lead's waits on slow sites overlap.
+The unit mapped across Dask is a *chunk* of leads, not a lead. Every Dask submission re-creates a
+Prefect engine, settings and API client on the worker; measured here (bench/throughput.py and
+DESIGN.md) that is 150-250 ms of worker CPU per submitted task run, against ~25 ms for a task run
+awaited inside another. So each worker thread gets one chunk and runs its leads as nested task
+runs on one event loop, their waits on slow sites overlapping; every lead and assessment still
+has its own task run, retries and state in the UI.
 """
 
 from __future__ import annotations
@@ -15,48 +17,14 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
-from pydantic import BaseModel
 
 from leadshop.models import AssessmentResult, LeadRecord
-from leadshop.scoring import grade_for, overall
 from tasks.registry import RETRY_DELAYS, TIMEOUT_SECONDS, resolve
-from tasks.store import mark_in_progress, store_lead
+from tasks.store import mark_failed, mark_in_progress, store_lead
 
 # An assessment's worst case is four attempts with the waits between them; then the store.
 LEAD_TIMEOUT_SECONDS = TIMEOUT_SECONDS * 4 + sum(RETRY_DELAYS) * 2 + 60
-
-
-class Section(BaseModel):
-    status: str
-    score: int | None = None
-    grade: str | None = None
-    error: str | None = None
-
-
-class LeadOutcome(BaseModel):
-    """What the flow needs to report a lead without reading the database back."""
-
-    lead_id: int
-    name: str
-    website: str
-    status: str
-    overall_score: int | None
-    overall_grade: str | None
-    sections: dict[str, Section]
-    error: str | None = None
-
-    @classmethod
-    def lost(cls, lead: LeadRecord, reason: str) -> LeadOutcome:
-        return cls(
-            lead_id=lead.id,
-            name=lead.name,
-            website=lead.website,
-            status="failed",
-            overall_score=None,
-            overall_grade=None,
-            sections={},
-            error=reason,
-        )
+LEADS_AT_ONCE = 10  # leads in flight per chunk (per worker thread)
 
 
 async def run_assessment(spec: str, lead: LeadRecord) -> AssessmentResult:
@@ -85,26 +53,29 @@ async def run_assessment(spec: str, lead: LeadRecord) -> AssessmentResult:
     cache_policy=NO_CACHE,
     persist_result=False,
 )
-async def assess_lead(lead: LeadRecord, batch_id: str, assessments: list[str]) -> LeadOutcome:
+async def assess_lead(lead: LeadRecord, batch_id: str, assessments: list[str]) -> str:
+    """One lead: in_progress, its assessments in parallel, then one store; returns its status."""
     await mark_in_progress(batch_id, lead.id)
-    results = list(await asyncio.gather(*(run_assessment(n, lead) for n in assessments)))
-    status = await store_lead(batch_id, lead.id, results)
-    scored = [r.score for r in results if r.status == "completed" and r.score is not None]
-    total = overall(scored)
-    return LeadOutcome(
-        lead_id=lead.id,
-        name=lead.name,
-        website=lead.website,
-        status=status,
-        overall_score=total,
-        overall_grade=grade_for(total) if total is not None else None,
-        sections={
-            r.assessment: Section(
-                status=r.status,
-                score=r.score,
-                grade=r.grade,
-                error=f"{r.error.type}: {r.error.message}" if r.error else None,
-            )
-            for r in results
-        },
-    )
+    results = list(await asyncio.gather(*(run_assessment(s, lead) for s in assessments)))
+    return await store_lead(batch_id, lead.id, results)
+
+
+@task(name="assess-chunk", cache_policy=NO_CACHE, persist_result=False)
+async def assess_chunk(leads: list[LeadRecord], batch_id: str, assessments: list[str]) -> int:
+    """Some leads of a batch, ``LEADS_AT_ONCE`` at a time; a lead that crashes or times out is
+    stored as failed at once, and the others carry on. Returns how many leads were handled."""
+    gate = asyncio.Semaphore(LEADS_AT_ONCE)
+
+    async def one(lead: LeadRecord) -> None:
+        async with gate:
+            call: Any = assess_lead
+            state: State[str] = await call(lead, batch_id, assessments, return_state=True)
+            if not state.is_completed():
+                await mark_failed(
+                    batch_id,
+                    lead.id,
+                    f"the lead's run ended {state.name}: {state.message or 'no message'}",
+                )
+
+    await asyncio.gather(*(one(lead) for lead in leads))
+    return len(leads)

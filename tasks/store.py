@@ -96,9 +96,21 @@ async def store_lead(batch_id: str, lead_id: int, results: list[AssessmentResult
     return await asyncio.to_thread(db.save_results, _engine(), batch_id, lead_id, results)
 
 
-@task(name="mark-unfinished", cache_policy=NO_CACHE, persist_result=False)
-def mark_unfinished(batch_id: str, lead_ids: list[int], reason: str) -> None:
-    """Leads whose run never came back (worker lost, deadline passed) end ``failed``, not stuck."""
+async def mark_failed(batch_id: str, lead_id: int, reason: str) -> None:
+    """A lead whose run crashed or timed out ends ``failed`` at once, not stuck in progress."""
+    await asyncio.to_thread(db.mark_failed, _engine(), batch_id, lead_id, reason)
+
+
+def batch_progress(batch_id: str) -> dict[str, Any]:
+    """Counts per status, read by the flow to draw progress while the chunks run."""
+    return db.batch_progress(_engine(), batch_id)
+
+
+@task(name="finish-batch", cache_policy=NO_CACHE, persist_result=False)
+def finish_batch(batch_id: str, reason: str) -> list[dict[str, Any]]:
+    """Fail whatever never finished (lost worker, stalled cluster), then return the ranked rows."""
     engine = _engine()
-    for lead_id in lead_ids:
-        db.mark_failed(engine, batch_id, lead_id, reason)
+    for row in db.batch_rows(engine, batch_id):
+        if row["status"] not in db.FINISHED:
+            db.mark_failed(engine, batch_id, row["lead_id"], reason)
+    return db.batch_rows(engine, batch_id)

@@ -6,6 +6,7 @@ test stages "503 twice, then 200".
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -22,11 +23,15 @@ class Reply:
     delay: float = 0.0
 
 
+NOT_FOUND = Reply(404, b"not found")
+
+
 @dataclass
 class Site:
     host: str
     port: int
     routes: dict[str, list[Reply]]
+    default: Reply
     hits: dict[str, int] = field(default_factory=dict)
 
     def url(self, path: str = "/") -> str:
@@ -42,7 +47,7 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
             with lock:
                 count = site.hits.get(path, 0)
                 site.hits[path] = count + 1
-            replies = site.routes.get(path) or [Reply(404, b"not found")]
+            replies = site.routes.get(path) or [site.default]
             reply = replies[min(count, len(replies) - 1)]
             if reply.delay:
                 time.sleep(reply.delay)
@@ -51,7 +56,9 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(reply.body)))
             self.end_headers()
-            self.wfile.write(reply.body)
+            # the client may stop reading on purpose (size caps, timeouts)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.wfile.write(reply.body)
 
         def log_message(self, format: str, *args: object) -> None:
             pass
@@ -60,9 +67,15 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def serve(routes: dict[str, list[Reply]], host: str = "127.0.0.1") -> Iterator[Site]:
+def serve(
+    routes: dict[str, list[Reply]],
+    host: str = "127.0.0.1",
+    default: Reply = NOT_FOUND,
+) -> Iterator[Site]:
+    """Serve ``routes``; any other path gets ``default`` (a 404 unless a test says otherwise)."""
     server = ThreadingHTTPServer((host, 0), BaseHTTPRequestHandler)
-    site = Site(host, server.server_port, routes)
+    server.daemon_threads = True
+    site = Site(host, server.server_port, routes, default)
     server.RequestHandlerClass = _handler(site)  # it needs the port the OS picked
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
