@@ -98,10 +98,15 @@ def _run_flow(**parameters: Any) -> dict[str, Any]:
 
     def draw() -> None:
         columns = (TextColumn("assessing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=console) as progress:
+        with Progress(
+            *columns, console=console, redirect_stdout=False, redirect_stderr=False
+        ) as progress:
             bar = progress.add_task("leads", total=None)
             while not done.wait(0.5):
-                state = db.batch_progress(engine, batch_id)
+                try:
+                    state = db.batch_progress(engine, batch_id)
+                except LookupError:  # the flow has not created the batch yet
+                    continue
                 progress.update(bar, total=state["total"] or None, completed=state["finished"])
 
     drawer = threading.Thread(target=draw, daemon=True)

@@ -1,7 +1,8 @@
 """Grades and curves shared by the assessments.
 
-Scores are 0-100; grades follow the common A+..F letter bands. Assessments with their own
-published grade chart (the Observatory's) keep it in their own module.
+Scores are 0-100. Every section and the overall grade share one chart, the Mozilla HTTP
+Observatory's (a score rounded down to a multiple of five, read off the chart), so a 50 is a C
+wherever a salesperson sees it.
 """
 
 from __future__ import annotations
@@ -9,18 +10,18 @@ from __future__ import annotations
 import math
 
 GRADE_BANDS: tuple[tuple[int, str], ...] = (
-    (97, "A+"),
-    (93, "A"),
-    (90, "A-"),
-    (87, "B+"),
-    (83, "B"),
-    (80, "B-"),
-    (77, "C+"),
-    (73, "C"),
-    (70, "C-"),
-    (67, "D+"),
-    (63, "D"),
-    (60, "D-"),
+    (100, "A+"),
+    (90, "A"),
+    (85, "A-"),
+    (80, "B+"),
+    (70, "B"),
+    (65, "B-"),
+    (60, "C+"),
+    (50, "C"),
+    (45, "C-"),
+    (40, "D+"),
+    (30, "D"),
+    (25, "D-"),
     (0, "F"),
 )
 

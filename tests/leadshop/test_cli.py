@@ -1,0 +1,71 @@
+"""The ``leadshop`` commands as a person types them: the installed script, in its own process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.sites import Reply, serve
+
+
+def leadshop(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the command with this test's environment (settings, Prefect API URL)."""
+    script = Path(sys.executable).with_name("leadshop")
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(
+        [str(script), *args], capture_output=True, text=True, timeout=300, env=env
+    )
+
+
+def test_import_reports_bad_rows_and_keeps_good_ones(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEADSHOP_DATABASE_URL", sqlite_url)
+    leads = tmp_path / "leads.csv"
+    leads.write_text(
+        "name,website,phone\n"
+        "Bob's Plumbing,bobsplumbing.example,555-0100\n"
+        ",nameless.example,\n"
+        "Typo Tailor,http://exa mple.com,\n"
+        "Ann's Bakery,https://www.annsbakery.example/,\n"
+    )
+    result = leadshop("import", str(leads))
+    assert result.returncode == 0, result.stderr
+    assert "imported 2 leads" in result.stdout
+    assert "line 3" in result.stdout and "line 4" in result.stdout
+
+
+def test_check_prints_the_envelope_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEADSHOP_ALLOW_PRIVATE_NETWORKS", "true")
+    headers = {"Content-Type": "text/html", "X-Frame-Options": "DENY"}
+    with serve({"/": [Reply(headers=headers)]}) as site:
+        result = leadshop("check", "security", site.url(), "--json")
+    assert result.returncode == 0, result.stderr
+    envelope = json.loads(result.stdout)
+    assert envelope["assessment"] == "security" and envelope["status"] == "completed"
+    assert envelope["data"]["observatory"]["tests"]["x-frame-options"]["pass"] is True
+
+
+def test_check_refuses_a_private_address_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LEADSHOP_ALLOW_PRIVATE_NETWORKS", raising=False)
+    result = leadshop("check", "security", "http://127.0.0.1:9/", "--json")
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["error"]["type"] == "BlockedAddress"
+
+
+@pytest.mark.slow
+def test_assess_then_status(flow_env: str, tmp_path: Path) -> None:
+    with serve({"/": [Reply()]}) as site:
+        leads = tmp_path / "leads.json"
+        leads.write_text(json.dumps([{"name": "Corner Cafe", "website": site.url()}]))
+        assessed = leadshop("assess", str(leads))
+    assert assessed.returncode == 0, assessed.stderr
+    assert "Corner Cafe" in assessed.stdout and "/runs/flow-run/" in assessed.stdout
+    status = leadshop("status")
+    assert status.returncode == 0, status.stderr
+    assert "100% finished" in status.stdout and "completed 1" in status.stdout
