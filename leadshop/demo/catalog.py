@@ -126,7 +126,7 @@ CATALOG: tuple[SiteSpec, ...] = (
         hours=(("Mon-Thu", "8:00-18:00"), ("Fri", "8:00-14:00"), ("Sat-Sun", "Closed")),
         accent="#0f766e",
         grade="A+",
-        expected="A+ (140): HTTPS, 301 from HTTP, HSTS 2 years, CSP default-src 'none' with "
+        expected="A+ (150): HTTPS, 301 from HTTP, HSTS 2 years, CSP default-src 'none' with "
         "frame-ancestors, nosniff, X-Frame-Options DENY, Referrer-Policy, Permissions-Policy, "
         "COOP, CORP, Secure+HttpOnly+SameSite session cookie, SRI on a third-party script",
         tls=True,
