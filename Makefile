@@ -11,8 +11,8 @@ $(PY):
 
 # Re-install when the dependency list changes; the stamp keeps `make demo` fast afterwards.
 $(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install -qq --upgrade pip
+	$(PY) -m pip install -qq -e '.[dev]'
 	touch $@
 
 install: $(STAMP)

@@ -2,7 +2,8 @@
 
 Every process (CLI, flow, Dask worker) builds its own ``Settings`` from its environment, so a
 worker on another machine is configured where it runs; nothing secret travels as a task
-parameter, where Prefect would store it.
+parameter, where Prefect would store it. The paid services' keys and URLs (DESIGN.md) join this
+class with the assessments that use them.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_HOME = Path(".leadshop")
@@ -28,19 +28,8 @@ class Settings(BaseSettings):
     dask_memory_limit: str = "2GiB"
     dask_dashboard_address: str = ":8787"
 
-    pagespeed_api_key: SecretStr | None = None
-    pagespeed_api_url: str = "https://www.googleapis.com/pagespeedonline/v5/runPagespeed"
-    places_api_key: SecretStr | None = None
-    places_api_url: str = "https://places.googleapis.com/v1"
-    semrush_api_key: SecretStr | None = None
-    semrush_api_url: str = "https://api.semrush.com"
-    llm_api_key: SecretStr | None = None
-    llm_base_url: str = ""
-    llm_model: str = "gpt-4o-mini"
-
     allow_private_networks: bool = False
     chromium_path: str = "/usr/bin/chromium"
-    artifacts_dir: Path = DEFAULT_HOME / "artifacts"
 
     @property
     def resolved_database_url(self) -> str:
