@@ -34,6 +34,7 @@ app = typer.Typer(help="Assess local businesses' websites, grade them and rank t
 server_app = typer.Typer(help="The local Prefect server that tracks flow runs.")
 app.add_typer(server_app, name="server")
 console = Console()
+DEMO_BASE_PORT = 18400
 
 
 def _engine() -> Any:
@@ -216,7 +217,11 @@ def demo() -> None:
     from leadshop.demo.sites import DemoSites, write_leads_csv
 
     settings = get_settings()
-    with DemoSites(settings.home / "demo-ca") as demo_sites:
+    try:  # the same ports each time, so a second demo finds the same leads, not new ones
+        demo_sites = DemoSites(settings.home / "demo-ca", base_port=DEMO_BASE_PORT).start()
+    except OSError:
+        demo_sites = DemoSites(settings.home / "demo-ca").start()
+    try:
         # Workers inherit this environment: they may fetch loopback and trust the demo CA.
         os.environ["LEADSHOP_ALLOW_PRIVATE_NETWORKS"] = "true"
         os.environ["SSL_CERT_FILE"] = str(demo_sites.ca.trust_bundle)
@@ -226,6 +231,8 @@ def demo() -> None:
         for site in demo_sites.sites:
             console.print(f"demo site {site.url}  {site.name}: {site.expected}")
         _run_flow(file=str(leads_file))
+    finally:
+        demo_sites.stop()
     console.print("The Prefect server keeps running for the UI; `leadshop server stop` stops it.")
 
 

@@ -69,3 +69,19 @@ def test_assess_then_status(flow_env: str, tmp_path: Path) -> None:
     status = leadshop("status")
     assert status.returncode == 0, status.stderr
     assert "100% finished" in status.stdout and "completed 1" in status.stdout
+
+
+@pytest.mark.slow
+def test_demo_ranks_the_demo_sites(flow_env: str) -> None:
+    result = leadshop("demo")
+    assert result.returncode == 0, result.stderr
+    ranking = [line for line in result.stdout.splitlines() if line.startswith("│")]
+    names = [
+        name
+        for line in ranking
+        for name in ("Sunrise Bakery", "Harborview Family Dental")
+        if name in line
+    ]
+    assert names == ["Sunrise Bakery", "Harborview Family Dental"]  # weakest first
+    assert "F (0)" in ranking[0] and "A+ (100)" in ranking[-1]
+    assert "/runs/flow-run/" in result.stdout
