@@ -229,7 +229,7 @@ def test_save_results_writes_every_section_to_its_column(db_engine: Engine) -> N
     for envelope, column in zip(results, db.SECTION_COLUMNS.values(), strict=True):
         assert getattr(row, column) == envelope.model_dump(mode="json")
     assert (row.pagespeed_score, row.security_score) == (60, 61)
-    assert (row.overall_score, row.overall_grade) == (62, "D-")
+    assert (row.overall_score, row.overall_grade) == (62, "C+")
     assert row.error_message is None and row.extra_results is None
     assert db.load_results(db_engine, BATCH, lead_id) == results
 
@@ -252,7 +252,7 @@ def test_a_failed_section_is_kept_beside_the_completed_ones(db_engine: Engine) -
     assert row.security_headers["error"]["type"] == "TimeoutError"
     assert row.security_score is None
     assert row.pagespeed_data is not None and row.pagespeed_data["score"] == 90
-    assert (row.overall_score, row.overall_grade) == (80, "B-")  # failed and skipped left out
+    assert (row.overall_score, row.overall_grade) == (80, "B+")  # failed and skipped left out
     assert row.visual_analysis is None
     assert db.load_results(db_engine, BATCH, lead_id) == results
 
@@ -352,7 +352,7 @@ def test_batch_rows_rank_the_weakest_first_and_unscored_last(db_engine: Engine) 
     first = rows[0]
     assert first["lead_id"] == weak
     assert first["website"] == "http://weak.example/"
-    assert (first["status"], first["overall_score"], first["overall_grade"]) == ("partial", 30, "F")
+    assert (first["status"], first["overall_score"], first["overall_grade"]) == ("partial", 30, "D")
     assert (first["pagespeed_status"], first["pagespeed_score"], first["pagespeed_grade"]) == (
         "completed",
         30,
