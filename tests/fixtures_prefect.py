@@ -52,9 +52,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if _started:
-        _started["thread"].join()
-        server.stop(_started["settings"])
+    if not _started:
+        return
+    _started["thread"].join()
+    if "prefect" in sys.modules:  # send queued logs and events while the server still answers
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=5)
+        EventsWorker.drain_all(timeout=5)
+    server.stop(_started["settings"])
 
 
 @pytest.fixture(scope="session")

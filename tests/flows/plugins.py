@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from leadshop.models import AssessmentResult, LeadRecord
 from tasks.registry import assessment_task
 
@@ -18,3 +20,10 @@ async def echo_task(lead: LeadRecord) -> AssessmentResult:
         summary=f"echoed {lead.name}",
         data={"website": lead.website},
     )
+
+
+@assessment_task("slow")
+async def slow_task(lead: LeadRecord) -> AssessmentResult:
+    """Takes long enough for a test to watch the lead's row while it is in progress."""
+    await asyncio.sleep(3)
+    return AssessmentResult(assessment="slow", status="completed", source="rules", score=50)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import UUID
 
@@ -166,3 +169,25 @@ def test_batch_runs_on_an_existing_dask_scheduler(flow_env: str, dask_scheduler:
             lambda dask_scheduler: [str(k) for k in dask_scheduler.task_prefixes]
         )
     assert "assess_chunk" in keys  # the Dask key prefix of the mapped task
+
+
+def test_status_moves_through_in_progress_as_it_happens(flow_env: str) -> None:
+    batch_id = "watched-batch"
+    db.migrate(flow_env)
+    engine = db.make_engine(flow_env)
+    seen: set[str] = set()
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(
+            run_batch,
+            leads=[{"name": "Slow Saddlery", "website": "http://slow.example/"}],
+            assessments=["tests.flows.plugins:slow_task"],
+            batch_id=batch_id,
+        )
+        while not running.done():
+            with contextlib.suppress(LookupError):  # the batch is not created yet
+                counts = db.batch_progress(engine, batch_id)["counts"]
+                seen |= {status for status, count in counts.items() if count}
+            time.sleep(0.2)
+        summary = running.result()
+    assert {"pending", "in_progress", "completed"} <= seen
+    assert summary["completed"] == 1
