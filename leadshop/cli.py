@@ -65,7 +65,7 @@ def render_batch(batch_id: str) -> None:
     ]
     table = Table(title=f"batch {batch_id}")
     for column in ("#", "lead", "website", "status", *shown, "overall"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for rank, row in enumerate(rows, start=1):
         cells = [_grade_cell(row, section) for section in shown]
         overall = (
@@ -229,7 +229,7 @@ def demo() -> None:
         leads_file = settings.home / "demo-leads.csv"
         write_leads_csv(leads_file, demo_sites.sites)
         for site in demo_sites.sites:
-            console.print(f"demo site {site.url}  {site.name}: {site.expected}")
+            console.print(f"demo site {site.url}  {site.name} (built to grade {site.grade})")
         _run_flow(file=str(leads_file))
     finally:
         demo_sites.stop()
