@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_HOME = Path(".leadshop")
@@ -30,6 +31,12 @@ class Settings(BaseSettings):
 
     allow_private_networks: bool = False
     chromium_path: str = "/usr/bin/chromium"
+    artifacts_dir: Path = DEFAULT_HOME / "artifacts"
+
+    pagespeed_api_key: SecretStr | None = None
+    pagespeed_api_url: str = "https://www.googleapis.com/pagespeedonline/v5/runPagespeed"
+    lighthouse_path: str = ""  # empty: the project's own node_modules/.bin/lighthouse
+    lighthouse_slots: int = 0  # Lighthouse runs at once on this machine; 0: one per CPU core
 
     @property
     def resolved_database_url(self) -> str:

@@ -19,11 +19,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 
 from leadshop.models import AssessmentResult, LeadRecord
-from tasks.registry import RETRY_DELAYS, TIMEOUT_SECONDS, resolve
+from tasks.registry import QUEUED_TIMEOUT_SECONDS, RETRY_DELAYS, TIMEOUT_SECONDS, resolve
 from tasks.store import mark_failed, mark_in_progress, store_lead
 
-# An assessment's worst case is four attempts with the waits between them; then the store.
-LEAD_TIMEOUT_SECONDS = TIMEOUT_SECONDS * 4 + sum(RETRY_DELAYS) * 2 + 60
+# The slowest assessment's worst case: a queued first attempt, three more, the waits between
+# them; then the store.
+LEAD_TIMEOUT_SECONDS = QUEUED_TIMEOUT_SECONDS + TIMEOUT_SECONDS * 3 + sum(RETRY_DELAYS) * 2 + 60
 LEADS_AT_ONCE = 10  # leads in flight per chunk (per worker thread)
 
 

@@ -20,12 +20,16 @@ RETRIES = 3
 RETRY_DELAYS: list[float] = [1, 2, 4]
 RETRY_JITTER = 0.2  # each wait lands within +-20 % of its nominal value
 TIMEOUT_SECONDS = 90
+# An assessment that first waits for a machine-wide slot (Lighthouse) bounds its own run and
+# gets this long in all, so a queue of leads is not mistaken for a hang and retried.
+QUEUED_TIMEOUT_SECONDS = 600
 
 AssessmentTask = Task[[LeadRecord], Awaitable[AssessmentResult]]
 
 # name -> "module:attribute" of its task, imported lazily so a worker loads only what runs.
 ASSESSMENTS: dict[str, str] = {
     "security": "tasks.security:security_task",
+    "pagespeed": "tasks.pagespeed:pagespeed_task",
 }
 
 
@@ -44,7 +48,7 @@ def retry_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) 
 
 
 def assessment_task(
-    name: str,
+    name: str, timeout_seconds: float = TIMEOUT_SECONDS
 ) -> Callable[[Callable[[LeadRecord], Awaitable[AssessmentResult]]], AssessmentTask]:
     """Wrap an assessment's ``async (lead) -> envelope`` function as its Prefect task."""
 
@@ -56,7 +60,7 @@ def assessment_task(
             retry_delay_seconds=RETRY_DELAYS,
             retry_jitter_factor=RETRY_JITTER,
             retry_condition_fn=retry_transient,
-            timeout_seconds=TIMEOUT_SECONDS,
+            timeout_seconds=timeout_seconds,
             cache_policy=NO_CACHE,
             persist_result=False,
         )(fn)

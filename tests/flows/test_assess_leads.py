@@ -88,7 +88,9 @@ def test_batch_is_assessed_stored_and_reported(flow_env: str) -> None:
 def test_transient_failure_is_retried_after_one_then_two_seconds(flow_env: str) -> None:
     flaky = [Reply(503, b"busy"), Reply(503, b"busy"), Reply(headers=STRICT_HEADERS)]
     with serve({"/": flaky}) as site:
-        summary = run_batch(leads=[{"name": "Flaky Bakery", "website": site.url()}])
+        summary = run_batch(
+            leads=[{"name": "Flaky Bakery", "website": site.url()}], assessments=["security"]
+        )
     row = rows_by_name(flow_env, summary["batch_id"])["Flaky Bakery"]
     assert row["status"] == "completed"
     with get_client(sync_client=True) as client:
@@ -138,6 +140,7 @@ def test_bad_leads_never_fail_the_batch(flow_env: str, monkeypatch: pytest.Monke
             {"name": "Vanished Vets", "website": "http://no-such-business.invalid/"},
         ],
         lead_ids=[987654],
+        assessments=["security"],
     )
     rejected = {(r["source"], r["line"]): r["reason"] for r in summary["rejected"]}
     assert "website" in rejected[("leads", 1)]
@@ -161,7 +164,8 @@ def test_batch_runs_on_an_existing_dask_scheduler(flow_env: str, dask_scheduler:
 
     with serve({f"/shop{i}": [Reply(headers=STRICT_HEADERS)] for i in range(4)}) as site:
         summary = run_batch(
-            leads=[{"name": f"Shop {i}", "website": site.url(f"/shop{i}")} for i in range(4)]
+            leads=[{"name": f"Shop {i}", "website": site.url(f"/shop{i}")} for i in range(4)],
+            assessments=["security"],
         )
     assert summary["completed"] == 4
     with Client(dask_scheduler) as client:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -73,15 +74,19 @@ def test_assess_then_status(flow_env: str, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_demo_ranks_the_demo_sites(flow_env: str) -> None:
+    from leadshop.demo.catalog import CATALOG
+
     result = leadshop("demo")
     assert result.returncode == 0, result.stderr
-    ranking = [line for line in result.stdout.splitlines() if line.startswith("│")]
-    names = [
-        name
-        for line in ranking
-        for name in ("Sunrise Bakery", "Harborview Family Dental")
-        if name in line
-    ]
-    assert names == ["Sunrise Bakery", "Harborview Family Dental"]  # weakest first
-    assert "F (0)" in ranking[0] and "A+ (100)" in ranking[-1]
+    rows = {
+        spec.name: line
+        for line in result.stdout.splitlines()
+        for spec in CATALOG
+        if line.startswith("│") and spec.name in line
+    }
+    assert set(rows) == {spec.name for spec in CATALOG}
+    for spec in CATALOG:  # each site's security cell shows the grade its posture is built for
+        assert re.search(rf"│ {re.escape(spec.grade)} \(\d+\)", rows[spec.name]), rows[spec.name]
+    overall = [int(re.findall(r"\((\d+)\)", line)[-1]) for line in rows.values()]
+    assert overall == sorted(overall)  # weakest first: the best prospects lead the ranking
     assert "/runs/flow-run/" in result.stdout
