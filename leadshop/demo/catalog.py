@@ -10,6 +10,10 @@ scores CORP same-origin +10 as the current MDN table does.
 Everything here is deterministic text and bytes; serving (ports, TLS, cookies' random values,
 CORS reflection) lives in ``sites.py``. Header values and HTML snippets may name ``{origin}``,
 ``{widgets_http}``, ``{widgets_https}`` and ``{booking_sri}``, known only once sockets are bound.
+
+One site also serves two pages that no link leads to, a heavy slow one and a lean fast one
+(``speed_pages``), built to land far apart in the visual and performance assessments. They sit
+beside that site's home page so that no scan of the six sites' home pages changes.
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import random
 import string
 import struct
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from html import escape
 from urllib.parse import quote_plus
 
@@ -50,6 +56,27 @@ CHAT_WIDGET_JS = b"""(function () {
   bubble.textContent = "Questions? Chat with us";
   document.body.appendChild(bubble);
 })();
+"""
+
+HEAVY_PATH = "/heavy"
+LEAN_PATH = "/lean"
+HEAVY_COPYRIGHT_YEAR = 2014
+HEAVY_IMAGE_SIZE = (1200, 420)  # RGB noise, stored uncompressed: about 1.5 MB
+HEAVY_SCRIPT_DELAY = 0.8  # seconds each render-blocking script keeps the page waiting
+HEAVY_SCRIPTS = ("/heavy/js/legacy-framework.js", "/heavy/js/slider.js", "/heavy/js/tracking.js")
+SLOW_PATHS: Mapping[str, float] = dict.fromkeys(HEAVY_SCRIPTS, HEAVY_SCRIPT_DELAY)
+JS = "text/javascript; charset=utf-8"
+LATE_BANNER_JS = b"""window.addEventListener("load", function () {
+  setTimeout(function () {
+    var banner = document.createElement("div");
+    banner.className = "promo";
+    banner.innerHTML = "<b>HOLIDAY SPECIAL!</b> Order your pies before they sell out!";
+    document.body.insertBefore(banner, document.body.firstChild);
+  }, 300);
+});
+"""
+TRACKING_JS = b"""window.dataLayer = window.dataLayer || [];
+window.dataLayer.push({ event: "pageview", page: location.pathname });
 """
 
 
@@ -92,6 +119,7 @@ class SiteSpec:
     sitemap: bool = True
     alt_text: bool = True
     copyright_year: int | None = None  # None: the current year; an old one dates the site
+    speed_pages: bool = False  # also serve HEAVY_PATH and LEAN_PATH
 
     @property
     def address(self) -> str:
@@ -188,6 +216,7 @@ CATALOG: tuple[SiteSpec, ...] = (
         sitemap=False,
         alt_text=False,
         copyright_year=2017,
+        speed_pages=True,
     ),
     SiteSpec(
         slug="bella-napoli",
@@ -389,7 +418,21 @@ def site_files(spec: SiteSpec, links: Links) -> Files:
     }
     if spec.sitemap:
         files["/sitemap.xml"] = ("application/xml", sitemap_xml(links).encode())
+    if spec.speed_pages:
+        files.update(speed_page_files(spec))
     return files
+
+
+def speed_page_files(spec: SiteSpec) -> Files:
+    """The heavy page, its slow scripts and big image, and the lean page (``SLOW_PATHS``)."""
+    return {
+        HEAVY_PATH: (HTML, heavy_page(spec).encode()),
+        HEAVY_SCRIPTS[0]: (JS, legacy_framework_js()),
+        HEAVY_SCRIPTS[1]: (JS, LATE_BANNER_JS),
+        HEAVY_SCRIPTS[2]: (JS, TRACKING_JS),
+        "/heavy/img/hero.png": ("image/png", noise_png(*HEAVY_IMAGE_SIZE)),
+        LEAN_PATH: (HTML, lean_page(spec).encode()),
+    }
 
 
 def widget_files() -> Files:
@@ -484,6 +527,97 @@ Email: <a href="mailto:{escape(spec.email)}">{escape(spec.email)}</a></p>
 <p>{escape(spec.address)} &middot; {escape(spec.phone)}</p>
 </footer>
 <script src="/js/site.js" defer></script>
+</body>
+</html>
+"""
+
+
+def heavy_page(spec: SiteSpec) -> str:
+    """The site as it was built in 2014: a fixed 1200 px layout without a viewport tag, tiny
+    text and links, render-blocking scripts, a huge image without dimensions, a banner pushed in
+    late above everything, and the phone number only in the footer."""
+    name = escape(spec.name)
+    tel = "+1" + "".join(c for c in spec.phone if c.isdigit())
+    scripts = "\n".join(f'<script src="{path}"></script>' for path in HEAVY_SCRIPTS)
+    nav = " ".join(
+        f'<a href="/#{anchor}">{label}</a>'
+        for anchor, label in (("", "HOME"), ("services", "MENU"), ("about", "ABOUT US"))
+    )
+    services = "".join(f"<td>{escape(s)}</td>" for s in spec.services)
+    filler = " ".join([escape(spec.about)] * 6)
+    news = "\n".join(  # three years of monthly posts: the footer is far below the first screen
+        f"<h3>{month % 12 + 1}/01/{HEAVY_COPYRIGHT_YEAR - month // 12}</h3>"
+        f"<p>{escape(spec.services[month % len(spec.services)])}: back this month! {filler}</p>"
+        for month in range(36)
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{name} - Welcome!!!</title>
+{scripts}
+<style>
+body {{ margin: 0; font: 10px/1.3 Verdana, sans-serif; background: #fef3c7; }}
+.page {{ width: 1200px; margin: 0 auto; background: #fff; }}
+.masthead {{ padding: 4px; background: {spec.accent}; color: #fff; font-size: 13px; }}
+nav a {{ display: inline-block; padding: 1px 3px; color: #fff; font-size: 9px; }}
+.hero {{ width: 100%; }}
+.promo {{ height: 160px; background: #fde68a; font-size: 11px; }}
+footer {{ font-size: 9px; color: #6b7280; padding: 4px; }}
+</style>
+</head>
+<body>
+<div class="page">
+<div class="masthead">{name} <nav>{nav}</nav></div>
+<img class="hero" src="/heavy/img/hero.png">
+<h1 style="font-size: 14px">Welcome to {name}!!!</h1>
+<p>{filler}</p>
+<table><tr>{services}</tr></table>
+<h2 style="font-size: 12px">News</h2>
+{news}
+<footer>&copy; {HEAVY_COPYRIGHT_YEAR} {name}. Call <a href="tel:{tel}">{escape(spec.phone)}</a>.
+Best viewed in Internet Explorer at 1024x768.</footer>
+</div>
+</body>
+</html>
+"""
+
+
+def lean_page(spec: SiteSpec) -> str:
+    """The same business done right for phones: a viewport tag, readable text, one small inline
+    stylesheet, no images or scripts, and a large click-to-call button at the top."""
+    name = escape(spec.name)
+    tel = "+1" + "".join(c for c in spec.phone if c.isdigit())
+    hours = "".join(f"<li>{escape(days)}: {escape(time)}</li>" for days, time in spec.hours)
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{name} | {escape(spec.city)}</title>
+<link rel="icon" href="/favicon.ico">
+<style>
+body {{ margin: 0; font: 18px/1.5 system-ui, sans-serif; color: #1f2937; }}
+header {{ padding: 1rem; background: {spec.accent}; color: #fff; }}
+h1 {{ margin: 0 0 .5rem; font-size: 1.6rem; }}
+.call {{ display: block; padding: .9rem; border-radius: .5rem; background: #fff;
+  color: {spec.accent}; font-weight: 700; text-align: center; text-decoration: none; }}
+main, footer {{ padding: 0 1rem 1rem; }}
+</style>
+</head>
+<body>
+<header>
+<h1>{name}</h1>
+<p>{escape(spec.tagline)}</p>
+<a class="call" href="tel:{tel}">Call {escape(spec.phone)}</a>
+</header>
+<main>
+<h2>Opening hours</h2>
+<ul>{hours}</ul>
+<h2>Visit us</h2>
+<p>{escape(spec.address)}</p>
+</main>
+<footer>&copy; {dt.date.today().year} {name}</footer>
 </body>
 </html>
 """
@@ -585,26 +719,51 @@ def _json_ld(spec: SiteSpec, links: Links) -> str:
     return f'<script type="application/ld+json">\n{payload}\n</script>'
 
 
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _encode_png(width: int, height: int, scanlines: bytes, level: int) -> bytes:
+    """8-bit RGB scanlines, each led by its filter byte, as a PNG file."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(scanlines, level))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
 def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
     """A vertical gradient from ``rgb`` to near-white: enough to look like a placeholder photo."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
     rows = []
     for y in range(height):
         t = y / max(height - 1, 1) * 0.8
         pixel = bytes(round(c + (245 - c) * t) for c in rgb)
         rows.append(b"\x00" + pixel * width)  # filter type 0 per scanline
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return _encode_png(width, height, b"".join(rows), 9)
+
+
+_WARM_TONES = bytes(range(96, 256, 5)) * 8  # 256 entries: noise bytes mapped to mid-to-light
+
+
+@lru_cache(maxsize=2)
+def noise_png(width: int, height: int) -> bytes:
+    """Seeded colour noise saved without compression: an unoptimised photo upload's weight."""
+    pixels = random.Random(HEAVY_COPYRIGHT_YEAR).randbytes(width * height * 3)
+    pixels = pixels.translate(_WARM_TONES)
+    stride = width * 3
+    rows = (b"\x00" + pixels[start : start + stride] for start in range(0, len(pixels), stride))
+    return _encode_png(width, height, b"".join(rows), 0)
+
+
+def legacy_framework_js() -> bytes:
+    """About 100 KB of script the page never calls: an old theme's bundled framework."""
+    table = ",".join(str(i * 7919 % 10007) for i in range(20_000))
     return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"".join(rows), 9))
-        + chunk(b"IEND", b"")
-    )
+        f"var LEGACY_TABLE = [{table}];\n"
+        "function legacyLookup(i) { return LEGACY_TABLE[i % LEGACY_TABLE.length]; }\n"
+    ).encode()
 
 
 def favicon(rgb: tuple[int, int, int]) -> bytes:

@@ -28,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from leadshop.config import DEFAULT_HOME
 from leadshop.demo import catalog
@@ -102,6 +102,7 @@ class _SiteApp:
         if request.path not in self._files:
             return Response(404, (("Content-Type", catalog.HTML), *common), self._not_found)
         content_type, body = self._files[request.path]
+        time.sleep(catalog.SLOW_PATHS.get(request.path, 0.0))  # this request's thread only
         headers = [("Content-Type", content_type), *common]
         if request.path == "/":
             headers.append(("Cache-Control", "no-cache"))
@@ -296,6 +297,20 @@ class DemoSites:
             if site.slug == slug:
                 return site
         raise KeyError(slug)
+
+    @property
+    def heavy_page_url(self) -> str:
+        """A slow, phone-hostile page (``catalog.heavy_page``): what a weak site looks like."""
+        return self._speed_page(catalog.HEAVY_PATH)
+
+    @property
+    def lean_page_url(self) -> str:
+        """The same business's fast, phone-friendly page (``catalog.lean_page``)."""
+        return self._speed_page(catalog.LEAN_PATH)
+
+    def _speed_page(self, path: str) -> str:
+        (spec,) = (spec for spec in CATALOG if spec.speed_pages)
+        return urljoin(self.site(spec.slug).url, path)
 
     def start(self) -> Self:
         if self._servers:

@@ -23,7 +23,15 @@ import pytest
 from cryptography import x509
 
 from leadshop.demo.ca import _reusable, ensure_demo_ca
-from leadshop.demo.catalog import CATALOG, sri
+from leadshop.demo.catalog import (
+    CATALOG,
+    HEAVY_COPYRIGHT_YEAR,
+    HEAVY_PATH,
+    HEAVY_SCRIPT_DELAY,
+    HEAVY_SCRIPTS,
+    LEAN_PATH,
+    sri,
+)
 from leadshop.demo.sites import DemoSites, write_leads_csv
 
 REPO = Path(__file__).resolve().parents[2]
@@ -256,6 +264,59 @@ def test_site_serves_its_assets_a_404_head_and_forms(client, demo, slug):
 
     sent = client.post(urljoin(base, "/contact"), data={"name": "Ann", "message": "Hi"})
     assert (sent.status_code, sent.headers["location"]) == (303, "/#contact")
+
+
+def test_speed_pages_sit_beside_one_site_and_no_link_leads_there(client, demo):
+    (host,) = [spec for spec in CATALOG if spec.speed_pages]
+    origin = urlsplit(demo.site(host.slug).url).netloc
+    assert urlsplit(demo.heavy_page_url).netloc == urlsplit(demo.lean_page_url).netloc == origin
+    assert urlsplit(demo.heavy_page_url).path == HEAVY_PATH
+    assert urlsplit(demo.lean_page_url).path == LEAN_PATH
+    for spec in CATALOG:
+        page = home(client, demo, spec.slug).text
+        assert HEAVY_PATH not in page and LEAN_PATH not in page
+    assert [s.slug for s in demo.sites] == SLUGS  # the lead list is unchanged
+
+
+def test_heavy_page_is_slow_big_and_unfit_for_phones(client, demo):
+    response = client.get(demo.heavy_page_url)
+    assert response.status_code == 200
+    page = response.text
+    head, body = page.split("</head>")
+    assert 'name="viewport"' not in head
+    assert "font: 10px" in head and "width: 1200px" in head  # tiny text, fixed desktop layout
+    assert attributes(head, "script", "src") == list(HEAVY_SCRIPTS)
+    assert not re.search(r"<script[^>]*\b(async|defer)\b", head)  # all render-blocking
+    assert body.index('href="tel:') > body.index("<footer>")  # the number only at the bottom
+    assert f"&copy; {HEAVY_COPYRIGHT_YEAR} " in body
+
+    started = time.monotonic()
+    script = client.get(urljoin(demo.heavy_page_url, HEAVY_SCRIPTS[0]))
+    assert time.monotonic() - started >= HEAVY_SCRIPT_DELAY
+    assert len(script.content) > 50_000
+    banner = client.get(urljoin(demo.heavy_page_url, HEAVY_SCRIPTS[1])).text
+    assert "insertBefore" in banner and "setTimeout" in banner  # content pushed in late
+
+    (img,) = re.findall(r"<img\b[^>]*>", body)
+    assert "width=" not in img and "height=" not in img  # no room kept: the page jumps
+    (src,) = attributes(img, "img", "src")
+    image = client.get(urljoin(demo.heavy_page_url, src)).content
+    assert image.startswith(b"\x89PNG") and 1_000_000 < len(image) < 2_000_000
+
+
+def test_lean_page_is_small_fast_and_made_for_phones(client, demo):
+    started = time.monotonic()
+    response = client.get(demo.lean_page_url)
+    assert time.monotonic() - started < HEAVY_SCRIPT_DELAY
+    page = response.text
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
+    assert len(response.content) < 4096
+    for heavy in ("<script", "<img", 'rel="stylesheet"', "@font-face", "@import"):
+        assert heavy not in page
+    assert page.index('href="tel:') < page.index("</header>")  # call button on the first screen
+    assert f"&copy; {datetime.now().year} " in page
+    icon = client.get(urljoin(demo.lean_page_url, "/favicon.ico"))
+    assert 'rel="icon"' in page and icon.status_code == 200
 
 
 def test_write_leads_csv(demo, tmp_path):
