@@ -3,8 +3,9 @@
     python -m bench.browser_memory [--assessment pagespeed --assessment visual]
 
 The process running the assessment stands in for a Dask worker. A sampler thread reads, every
-50 ms, the RSS of this process and the summed RSS of its child process trees (Chromium, and
-Lighthouse's Node), and keeps the peak per lead. PRP-002's budget is 512 MB per assessment.
+100 ms, the RSS of this process and the summed PSS of its child process trees (Chromium, and
+Lighthouse's Node; PSS, because summed RSS counts the libraries Chromium's processes share once
+per process), and keeps the peak per lead. PRP-002's budget is 512 MB per assessment.
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ import psutil
 
 from leadshop.models import LeadRecord
 
-SAMPLE_SECONDS = 0.05
+SAMPLE_SECONDS = 0.1
 MIB = 2**20
 
 
 class PeakSampler:
-    """Peak RSS of this process and of its descendants, sampled in the background."""
+    """Peak RSS of this process and PSS of its descendants, sampled in the background."""
 
     def __init__(self) -> None:
         self.me = psutil.Process()
@@ -42,7 +43,7 @@ class PeakSampler:
             children = 0
             for child in self.me.children(recursive=True):
                 try:
-                    children += child.memory_info().rss
+                    children += child.memory_full_info().pss
                 except psutil.Error:
                     continue
             self.worker = max(self.worker, self.me.memory_info().rss)
@@ -72,7 +73,9 @@ def main() -> None:
             LeadRecord(id=i, name=site.name, website=site.url)
             for i, site in enumerate(demo.sites, start=1)
         ]
-        print(f"{'assessment':<10} {'lead':<32} {'s':>6} {'worker MiB':>11} {'browser MiB':>12}")
+        print(
+            f"{'assessment':<10} {'lead':<32} {'s':>6} {'worker MiB':>11} {'browser PSS MiB':>16}"
+        )
         for name in args.assessment or ["pagespeed", "visual"]:
             asyncio.run(measure(name, leads))
 
@@ -88,7 +91,7 @@ async def measure(name: str, leads: list[LeadRecord]) -> None:
             seconds.append(time.monotonic() - started)
         print(
             f"{name:<10} {lead.name[:32]:<32} {seconds[-1]:6.1f} "
-            f"{peak.worker / MIB:11.0f} {peak.browser / MIB:12.0f}  {result.grade} ({result.score})"
+            f"{peak.worker / MIB:11.0f} {peak.browser / MIB:16.0f}  {result.grade} ({result.score})"
         )
     print(f"{name:<10} median {statistics.median(seconds):.1f} s per lead")
 

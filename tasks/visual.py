@@ -91,7 +91,7 @@ from leadshop.errors import (
 from leadshop.models import AssessmentResult, Finding, LeadRecord, Severity
 from leadshop.net import AddressPolicy, address_kind, check_url, resolve_checked
 from leadshop.scoring import grade_for
-from tasks.registry import assessment_task
+from tasks.registry import QUEUED_TIMEOUT_SECONDS, assessment_task
 
 ALGORITHM_VERSION = "visual/1"
 BASE_SCORE = 100
@@ -112,8 +112,10 @@ NAVIGATION_TIMEOUT_MS = 30_000
 ACTION_TIMEOUT_MS = 15_000
 SETTLE_MS = 3_000  # after "load", how long to wait for the network to go quiet
 LAUNCH_TIMEOUT_MS = 30_000
-LEAD_TIMEOUT_SECONDS = 80.0  # inside the task's 90 s, so a slow site ends as our FetchTimeout
 LEADS_AT_ONCE = 2  # in one browser: each lead opens two pages at once
+# A lead's own bound once it has its browser slot; the task allows QUEUED_TIMEOUT_SECONDS in all,
+# as the wait for a slot is a queue, not a hang. A slow site ends as our FetchTimeout.
+LEAD_TIMEOUT_SECONDS = 80.0
 SHUTDOWN_TIMEOUT = 10.0
 MAX_LISTED = 20  # URLs or messages kept per list in the evidence
 MAX_TEXT = 300  # characters kept per message
@@ -1457,4 +1459,4 @@ async def assess(lead: LeadRecord) -> AssessmentResult:
     return result.model_copy(update={"duration_ms": int((time.monotonic() - started) * 1000)})
 
 
-visual_task = assessment_task("visual")(assess)
+visual_task = assessment_task("visual", QUEUED_TIMEOUT_SECONDS)(assess)

@@ -22,6 +22,7 @@ from leadshop.demo.sites import DemoSites
 from leadshop.models import LeadRecord
 from leadshop.net import IPAddress, address_kind
 from leadshop.scoring import grade_for
+from tasks.registry import QUEUED_TIMEOUT_SECONDS
 from tasks.visual import (
     BROWSER,
     CHECKS,
@@ -327,6 +328,7 @@ def test_artifacts_go_under_the_lead_id_or_the_host(tmp_path: Path):
 def test_visual_task_is_registered_with_the_shared_policy():
     assert visual_task.name == "visual"
     assert visual_task.retries == 3
+    assert visual_task.timeout_seconds == QUEUED_TIMEOUT_SECONDS  # it queues for the browser
 
 
 # --- The private-address guards, on loopback sockets ----------------------------------------------
