@@ -30,6 +30,7 @@ AssessmentTask = Task[[LeadRecord], Awaitable[AssessmentResult]]
 ASSESSMENTS: dict[str, str] = {
     "security": "tasks.security:security_task",
     "pagespeed": "tasks.pagespeed:pagespeed_task",
+    "visual": "tasks.visual:visual_task",
 }
 
 

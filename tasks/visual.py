@@ -946,11 +946,18 @@ class BrowserHost:
     ) -> T:
         async with self._slots:
             browser = await self._browser_for(settings)
+            guard = await self._guard_for(egress)
+            return await work(browser, guard.url)
+
+    async def _guard_for(self, egress: Egress) -> EgressGuard:
+        """Under the launch lock: a second lead must not find the guard before it listens."""
+        async with self._launching:
             guard = self._guards.get(egress)
             if guard is None:
-                guard = self._guards[egress] = EgressGuard(egress)
+                guard = EgressGuard(egress)
                 await guard.start()
-            return await work(browser, guard.url)
+                self._guards[egress] = guard
+            return guard
 
     async def _browser_for(self, settings: Settings) -> Browser:
         async with self._launching:
