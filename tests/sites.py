@@ -77,10 +77,17 @@ def serve(
     server.daemon_threads = True
     site = Site(host, server.server_port, routes, default)
     server.RequestHandlerClass = _handler(site)  # it needs the port the OS picked
+    with running(server):
+        yield site
+
+
+@contextmanager
+def running(server: ThreadingHTTPServer) -> Iterator[int]:
+    """Serve ``server`` in a thread until the block ends; yields its port."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield site
+        yield server.server_port
     finally:
         server.shutdown()
         server.server_close()

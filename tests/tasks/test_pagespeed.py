@@ -56,7 +56,7 @@ from tasks.pagespeed import (
     run_lighthouse,
 )
 from tasks.registry import RETRIES, is_transient
-from tests.sites import Reply, serve
+from tests.sites import Reply, running, serve
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "pagespeed"
 KEY = "AIzaSy-test-key-0123456789abcdefghijkl"
@@ -303,13 +303,8 @@ def local_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
     """Serve ``handler`` on 127.0.0.1; yields the port."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_port
-    finally:
-        server.shutdown()
-        server.server_close()
+    with running(server) as port:
+        yield port
 
 
 @contextmanager

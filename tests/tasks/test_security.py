@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import socket
 import ssl
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -54,7 +53,7 @@ from tasks.security import (
     security_task,
     severity_for,
 )
-from tests.sites import Reply, serve
+from tests.sites import Reply, running, serve
 
 R = Result
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "security"
@@ -891,14 +890,8 @@ def untrusted_tls_site(tmp_path: Path) -> Iterator[int]:
 
     server = Quiet(("127.0.0.1", 0), Ok)
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_port
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with running(server) as port:
+        yield port
 
 
 async def test_redirect_to_an_invalid_certificate_is_graded(
