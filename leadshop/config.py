@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     lighthouse_path: str = ""  # empty: the project's own node_modules/.bin/lighthouse
     lighthouse_slots: int = 0  # Lighthouse runs at once on this machine; 0: one per CPU core
 
+    places_api_key: SecretStr | None = None
+    places_api_url: str = "https://places.googleapis.com/v1"
+    semrush_api_key: SecretStr | None = None
+    semrush_api_url: str = "https://api.semrush.com"
+    semrush_database: str = "us"  # SEMrush's regional database: us, uk, de, ...
+
     @property
     def resolved_database_url(self) -> str:
         """The default is a SQLite file under ``home`` so a first run needs no server."""

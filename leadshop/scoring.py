@@ -2,12 +2,19 @@
 
 Scores are 0-100. Every section and the overall grade share one chart, the Mozilla HTTP
 Observatory's (a score rounded down to a multiple of five, read off the chart), so a 50 is a C
-wherever a salesperson sees it.
+wherever a salesperson sees it. Checklist assessments (security, visual, on-page SEO, business
+signals) share the score-table machinery below.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from leadshop.models import Finding, Severity
 
 GRADE_BANDS: tuple[tuple[int, str], ...] = (
     (100, "A+"),
@@ -51,3 +58,111 @@ def log_normal_score(value: float, p10: float, median: float) -> float:
 def overall(scores: list[int]) -> int | None:
     """The mean of the sections that were scored; skipped or failed ones are left out, not zero."""
     return round(sum(scores) / len(scores)) if scores else None
+
+
+# --- Score tables ------------------------------------------------------------------------------
+# The Observatory's shape, shared by every assessment that grades a list of checks: a check looks
+# at evidence and returns a result code, never a number; what a code is worth, and how it is
+# explained, lives in one table next to it; ``judge_checks`` adds up and words the findings.
+
+SEVERITY_BANDS: tuple[tuple[int, Severity], ...] = ((20, "high"), (10, "medium"), (1, "low"))
+
+Code = TypeVar("Code", bound=StrEnum)
+Evidence = TypeVar("Evidence")
+
+
+@dataclass(frozen=True)
+class Score:
+    """What a result code is worth: the only place points and wording live."""
+
+    passed: bool
+    modifier: int
+    description: str
+    recommendation: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[Code]):
+    """A check's verdict: a result code, a line for the report and what it saw."""
+
+    result: Code
+    detail: str = ""
+    data: Any = None
+
+
+@dataclass(frozen=True)
+class Check(Generic[Evidence, Code]):
+    """One graded concern: its key in ``data``, its title in findings, and every code it returns."""
+
+    name: str
+    title: str
+    check: Callable[[Evidence], Outcome[Code]]
+    results: tuple[Code, ...]
+
+
+def severity_for(modifier: int) -> Severity:
+    """Findings are ranked by what the table charges for them, so the two never disagree."""
+    for points, severity in SEVERITY_BANDS:
+        if -modifier >= points:
+            return severity
+    return "info"
+
+
+@dataclass(frozen=True)
+class Judgement(Generic[Evidence, Code]):
+    """Every check's outcome, read against its table."""
+
+    table: Mapping[Code, Score]
+    outcomes: tuple[tuple[Check[Evidence, Code], Outcome[Code]], ...]
+
+    @property
+    def failing(self) -> list[tuple[Check[Evidence, Code], Outcome[Code]]]:
+        """The failed checks, worst first."""
+        failed = [pair for pair in self.outcomes if not self.table[pair[1].result].passed]
+        return sorted(failed, key=lambda pair: self.table[pair[1].result].modifier)
+
+    def score(self, base: int = 100) -> int:
+        """``base`` plus every modifier, clamped to 0..100."""
+        total = base + sum(self.table[outcome.result].modifier for _, outcome in self.outcomes)
+        return max(0, min(100, total))
+
+    def findings(self) -> list[Finding]:
+        return [
+            Finding(
+                id=outcome.result.value,
+                severity=severity_for(self.table[outcome.result].modifier),
+                title=f"{check.title}: {self.table[outcome.result].description}",
+                detail=outcome.detail,
+                recommendation=self.table[outcome.result].recommendation,
+            )
+            for check, outcome in self.failing
+        ]
+
+    def entries(self) -> dict[str, dict[str, Any]]:
+        """Per check, what ``data`` keeps: its result code, pass, points and what it measured."""
+        return {
+            check.name: {
+                "result": outcome.result.value,
+                "pass": self.table[outcome.result].passed,
+                "score_modifier": self.table[outcome.result].modifier,
+                "data": outcome.data,
+            }
+            for check, outcome in self.outcomes
+        }
+
+    def summary(self, opening: str, noun: str = "checks") -> str:
+        """``opening``, then how many checks failed and the worst of them, for a salesperson."""
+        failing = self.failing
+        if not failing:
+            return f"{opening}: all {len(self.outcomes)} {noun} pass."
+        worst = self.table[failing[0][1].result].description
+        return (
+            f"{opening}: {len(failing)} of {len(self.outcomes)} {noun} fail, "
+            f"most seriously: {worst}"
+        )
+
+
+def judge_checks(
+    checks: Iterable[Check[Evidence, Code]], evidence: Evidence, table: Mapping[Code, Score]
+) -> Judgement[Evidence, Code]:
+    return Judgement(table, tuple((check, check.check(evidence)) for check in checks))

@@ -53,6 +53,8 @@ import httpx
 import psutil
 from pydantic import SecretStr
 
+from leadshop.apis import MAX_MESSAGE_CHARS, ServiceError, api_client, google_error, redact, send
+from leadshop.apis import KeyTransport as _KeyTransport
 from leadshop.browser import chromium_path, launch_env, launch_flags
 from leadshop.config import Settings, get_settings
 from leadshop.errors import ConfigurationError, HTTPStatusError, LeadshopError
@@ -68,7 +70,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # PSI runs Lighthouse while we wait: ~60 s is normal.
 PSI_TIMEOUT = httpx.Timeout(80.0, connect=10.0)
-MAX_MESSAGE_CHARS = 300
+SERVICE = "PageSpeed Insights"
 LIGHTHOUSE_USER_ERROR = "lighthouseUserError"  # PSI's reason when the page, not PSI, failed
 LIGHTHOUSE_ERROR_PREFIX = re.compile(r"Lighthouse returned error: (?P<code>[A-Z_]+)\.?\s*")
 
@@ -122,14 +124,8 @@ class PageSpeedError(LeadshopError):
     pass
 
 
-class PsiError(PageSpeedError):
+class PsiError(PageSpeedError, ServiceError):
     """``status_code`` is None when PSI gave no answer at all (timeout, connection lost)."""
-
-    def __init__(self, message: str, status_code: int | None = None, status: str = "") -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.status = status
-        self.retryable = status_code is None or status_code == 429 or status_code >= 500
 
 
 class LighthouseRuntimeError(PageSpeedError):
@@ -363,27 +359,6 @@ class PsiReport:
     loading_experience: dict[str, Any] | None
 
 
-class _KeyTransport(httpx.AsyncBaseTransport):
-    """Adds ``key=`` to the URL on its way to the socket only. httpx logs the request and
-    attaches it to its errors one layer up, where the URL still has no key."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport, key: SecretStr) -> None:
-        self._inner = inner
-        self._key = key
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        keyed = httpx.Request(
-            request.method,
-            request.url.copy_add_param("key", self._key.get_secret_value()),
-            headers=request.headers,
-            extensions=request.extensions,
-        )
-        return await self._inner.handle_async_request(keyed)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
 class PsiClient:
     """PageSpeed Insights v5. A trusted API, not a lead's site (the lead's URL is only a query
     parameter), so a plain httpx client with TLS verified and a long read timeout."""
@@ -394,7 +369,7 @@ class PsiClient:
         self.api_url = api_url
         self._key = api_key
         transport = _KeyTransport(httpx.AsyncHTTPTransport(verify=trust_context()), api_key)
-        self._client = httpx.AsyncClient(transport=transport, timeout=timeout)
+        self._client = api_client(timeout, transport=transport)
 
     async def __aenter__(self) -> PsiClient:
         return self
@@ -402,64 +377,48 @@ class PsiClient:
     async def __aexit__(self, *exc_info: object) -> None:
         await self._client.aclose()
 
-    def _redact(self, text: str) -> str:
-        """Google's messages do not echo the key today; nothing here relies on that."""
-        secret = self._key.get_secret_value()
-        return (text.replace(secret, "***") if secret else text)[:MAX_MESSAGE_CHARS]
-
     async def run(self, url: str) -> PsiReport:
         params = {
             "url": url,
             "strategy": STRATEGY,
             "category": [category.psi_name for category in CATEGORIES],  # repeated, not a list
         }
-        try:
-            response = await self._client.get(self.api_url, params=params)
-        except httpx.TimeoutException as exc:
-            raise PsiError(
-                f"PageSpeed Insights did not answer in time ({type(exc).__name__})"
-            ) from exc
-        except httpx.HTTPError as exc:
-            message = self._redact(f"{type(exc).__name__}: {exc}")
-            raise PsiError(f"PageSpeed Insights could not be reached: {message}") from exc
-        return self._report(response)
+        request = self._client.build_request("GET", self.api_url, params=params)
+        return self._report(await send(self._client, request, SERVICE, PsiError, self._key))
 
     def _report(self, response: httpx.Response) -> PsiReport:
+        if not response.is_success:
+            raise self._error(response)
         try:
             body = response.json()
         except ValueError:
             body = None
-        if not response.is_success:
-            raise self._error(response.status_code, body, response.text)
         lhr = body.get("lighthouseResult") if isinstance(body, dict) else None
         if not isinstance(lhr, dict):
             raise PsiError(
-                self._redact(f"PageSpeed Insights answered without a report: {response.text}"),
+                redact(f"{SERVICE} answered without a report: {response.text}", self._key),
                 response.status_code,
             )
         experience = body.get("loadingExperience") if isinstance(body, dict) else None
         return PsiReport(lhr, experience if isinstance(experience, dict) else None)
 
-    def _error(self, status_code: int, body: Any, text: str) -> PageSpeedError:
-        """Google's envelope: ``{"error": {"code", "message", "status", "errors": [{"reason"}]}}``.
-
-        A page Lighthouse could not load comes back as an error too (400 today, 500 before),
-        told apart by its reason or its "Lighthouse returned error: CODE." message.
-        """
-        error = body.get("error") if isinstance(body, dict) else None
-        if not isinstance(error, dict):
+    def _error(self, response: httpx.Response) -> PageSpeedError:
+        """A page Lighthouse could not load comes back as a Google error too (400 today, 500
+        before), told apart by its reason or its "Lighthouse returned error: CODE." message."""
+        status_code = response.status_code
+        error = google_error(response)
+        if error is None:
             return PsiError(
-                self._redact(f"PageSpeed Insights answered HTTP {status_code}: {text}"), status_code
+                redact(f"{SERVICE} answered HTTP {status_code}: {response.text}", self._key),
+                status_code,
             )
-        message = self._redact(str(error.get("message", "")))
-        reasons = {item.get("reason") for item in error.get("errors", []) if isinstance(item, dict)}
+        message = redact(error.message, self._key)
         lighthouse = LIGHTHOUSE_ERROR_PREFIX.match(message)
-        if lighthouse or LIGHTHOUSE_USER_ERROR in reasons:
+        if lighthouse or LIGHTHOUSE_USER_ERROR in error.reasons:
             code = lighthouse["code"] if lighthouse else LIGHTHOUSE_USER_ERROR
             return LighthouseRuntimeError(code, LIGHTHOUSE_ERROR_PREFIX.sub("", message, count=1))
-        status = str(error.get("status", ""))
-        answer = " ".join(filter(None, (f"HTTP {status_code}", status)))
-        return PsiError(f"PageSpeed Insights answered {answer}: {message}", status_code, status)
+        answer = " ".join(filter(None, (f"HTTP {status_code}", error.status)))
+        return PsiError(f"{SERVICE} answered {answer}: {message}", status_code, error.status)
 
 
 # --- Lighthouse on this machine -------------------------------------------------------------------

@@ -39,7 +39,7 @@ import itertools
 import re
 import ssl
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from functools import lru_cache
@@ -51,9 +51,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from leadshop.config import get_settings
 from leadshop.errors import FetchError, HTTPStatusError, InvalidURL
-from leadshop.models import AssessmentResult, Finding, LeadRecord, Severity
+from leadshop.models import AssessmentResult, LeadRecord
 from leadshop.net import FetchResponse, SafeClient
-from leadshop.scoring import grade_for
+from leadshop.scoring import Check, Outcome, Score, grade_for, judge_checks
 from tasks.registry import assessment_task
 
 ALGORITHM_VERSION = 6  # what MDN's scanner reports (src/constants.js)
@@ -61,7 +61,6 @@ ENVELOPE_ALGORITHM_VERSION = f"mdn-http-observatory/{ALGORITHM_VERSION}"
 BASE_SCORE = 100
 MINIMUM_SCORE_FOR_EXTRA_CREDIT = 90  # bonuses count only once the penalties leave an A
 # Finding severity by how many points a failing result costs.
-SEVERITY_BANDS: tuple[tuple[int, Severity], ...] = ((20, "high"), (10, "medium"), (1, "low"))
 
 MAX_REDIRECTS = 10  # MDN's retriever follows up to ten
 MAX_HTML_CHARS = 2_000_000
@@ -205,16 +204,6 @@ class Result(StrEnum):
     CORP_IMPLEMENTED_WITH_CROSS_ORIGIN = "corp-implemented-with-cross-origin"
     CORP_NOT_IMPLEMENTED = "corp-not-implemented"
     CORP_HEADER_INVALID = "corp-header-invalid"
-
-
-@dataclass(frozen=True)
-class Score:
-    """What a result code is worth: the only place points and wording live."""
-
-    passed: bool
-    modifier: int
-    description: str
-    recommendation: str = ""
 
 
 R = Result
@@ -699,15 +688,6 @@ class SecurityEvidence(_Plain):
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """A check's verdict: a result code, a line for the report and what it saw."""
-
-    result: Result
-    detail: str = ""
-    data: Any = None
-
-
-@dataclass(frozen=True)
 class HtmlTags:
     metas: tuple[dict[str, str], ...]
     scripts: tuple[dict[str, str], ...]
@@ -1049,7 +1029,7 @@ CSP_RESULTS = (
 )
 
 
-def check_csp(evidence: SecurityEvidence) -> Outcome:
+def check_csp(evidence: SecurityEvidence) -> Outcome[Result]:
     analysis = analyze_csp(evidence.page)
     header = evidence.page.header("content-security-policy")
     detail = f"Content-Security-Policy: {header}" if header is not None else ""
@@ -1173,7 +1153,7 @@ def _cookie_problems(cookie: Cookie, hsts: bool) -> list[Result]:
     return problems
 
 
-def check_cookies(evidence: SecurityEvidence) -> Outcome:
+def check_cookies(evidence: SecurityEvidence) -> Outcome[Result]:
     cookies = _cookie_jar(evidence.page)
     if not cookies:
         return Outcome(R.COOKIES_NOT_FOUND)
@@ -1250,7 +1230,7 @@ def structured_token(value: str) -> str | None:
 
 def _policy_header(
     page: Page, name: str, policies: Mapping[str, Result], missing: Result, invalid: Result
-) -> Outcome:
+) -> Outcome[Result]:
     header = page.header(name)
     if not header:
         return Outcome(missing)
@@ -1268,7 +1248,7 @@ COEP_POLICIES = {
 COEP_RESULTS = (*COEP_POLICIES.values(), R.COEP_NOT_IMPLEMENTED, R.COEP_HEADER_INVALID)
 
 
-def check_coep(evidence: SecurityEvidence) -> Outcome:
+def check_coep(evidence: SecurityEvidence) -> Outcome[Result]:
     return _policy_header(
         evidence.page,
         "cross-origin-embedder-policy",
@@ -1287,7 +1267,7 @@ COOP_POLICIES = {
 COOP_RESULTS = (*COOP_POLICIES.values(), R.COOP_NOT_IMPLEMENTED, R.COOP_HEADER_INVALID)
 
 
-def check_coop(evidence: SecurityEvidence) -> Outcome:
+def check_coop(evidence: SecurityEvidence) -> Outcome[Result]:
     return _policy_header(
         evidence.page,
         "cross-origin-opener-policy",
@@ -1307,7 +1287,7 @@ CORS_RESULTS = (
 )
 
 
-def check_cors(evidence: SecurityEvidence) -> Outcome:
+def check_cors(evidence: SecurityEvidence) -> Outcome[Result]:
     probe = evidence.cors
     if probe is None or not probe.allow_origin:
         return Outcome(R.CORS_NOT_IMPLEMENTED)
@@ -1339,7 +1319,7 @@ REDIRECTION_RESULTS = (
 )
 
 
-def check_redirection(evidence: SecurityEvidence) -> Outcome:
+def check_redirection(evidence: SecurityEvidence) -> Outcome[Result]:
     route = [step.url for step in evidence.http.steps]
     detail = "Route from http://: " + " -> ".join(route) if route else ""
     if evidence.http.certificate_error:
@@ -1384,7 +1364,7 @@ REFERRER_RESULTS = (
 )
 
 
-def check_referrer_policy(evidence: SecurityEvidence) -> Outcome:
+def check_referrer_policy(evidence: SecurityEvidence) -> Outcome[Result]:
     header = evidence.page.header("referrer-policy")
     declared = [*([header] if header is not None else []), *meta_policies(evidence.page).referrer]
     if not declared:
@@ -1435,7 +1415,7 @@ def _hsts_result(header: str) -> tuple[Result, int | None]:
     return R.HSTS_IMPLEMENTED_MAX_AGE_AT_LEAST_SIX_MONTHS, max_age
 
 
-def check_hsts(evidence: SecurityEvidence) -> Outcome:
+def check_hsts(evidence: SecurityEvidence) -> Outcome[Result]:
     https = evidence.https
     header: str | None = None
     max_age: int | None = None
@@ -1530,7 +1510,7 @@ def _script_verdict(
     return True, None
 
 
-def check_sri(evidence: SecurityEvidence) -> Outcome:
+def check_sri(evidence: SecurityEvidence) -> Outcome[Result]:
     mime = _mime_type(evidence.page)
     if mime and mime not in HTML_TYPES:
         return Outcome(R.SRI_NOT_IMPLEMENTED_RESPONSE_NOT_HTML, f"Content-Type: {mime}")
@@ -1574,7 +1554,7 @@ XCTO_RESULTS = (
 )
 
 
-def check_x_content_type_options(evidence: SecurityEvidence) -> Outcome:
+def check_x_content_type_options(evidence: SecurityEvidence) -> Outcome[Result]:
     header = evidence.page.header("x-content-type-options")
     if not header:
         return Outcome(R.X_CONTENT_TYPE_OPTIONS_NOT_IMPLEMENTED)
@@ -1596,7 +1576,7 @@ XFO_RESULTS = (
 )
 
 
-def check_x_frame_options(evidence: SecurityEvidence) -> Outcome:
+def check_x_frame_options(evidence: SecurityEvidence) -> Outcome[Result]:
     header = evidence.page.header("x-frame-options")
     value = header[:1024] if header else None
     directives = analyze_csp(evidence.page).directives
@@ -1621,7 +1601,7 @@ CORP_POLICIES = {
 CORP_RESULTS = (*CORP_POLICIES.values(), R.CORP_NOT_IMPLEMENTED, R.CORP_HEADER_INVALID)
 
 
-def check_corp(evidence: SecurityEvidence) -> Outcome:
+def check_corp(evidence: SecurityEvidence) -> Outcome[Result]:
     header = evidence.page.header("cross-origin-resource-policy")
     if not header:
         return Outcome(R.CORP_NOT_IMPLEMENTED)
@@ -1633,13 +1613,7 @@ def check_corp(evidence: SecurityEvidence) -> Outcome:
 # --- The test list and the grade ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ObservatoryTest:
-    name: str
-    title: str
-    check: Callable[[SecurityEvidence], Outcome]
-    results: tuple[Result, ...]
-
+ObservatoryTest = Check[SecurityEvidence, Result]
 
 TESTS: tuple[ObservatoryTest, ...] = (  # MDN's order (src/constants.js)
     ObservatoryTest(
@@ -1692,35 +1666,6 @@ def observatory_score(results: Iterable[Result]) -> int:
     return max(score, 0)
 
 
-def severity_for(modifier: int) -> Severity:
-    """Findings are ranked by what the Observatory charges for them, so the two never disagree."""
-    for points, severity in SEVERITY_BANDS:
-        if -modifier >= points:
-            return severity
-    return "info"
-
-
-def _finding(test: ObservatoryTest, outcome: Outcome) -> Finding:
-    score = SCORE_TABLE[outcome.result]
-    return Finding(
-        id=outcome.result.value,
-        severity=severity_for(score.modifier),
-        title=f"{test.title}: {score.description}",
-        detail=outcome.detail,
-        recommendation=score.recommendation,
-    )
-
-
-def _test_entry(outcome: Outcome) -> dict[str, Any]:
-    score = SCORE_TABLE[outcome.result]
-    return {
-        "result": outcome.result.value,
-        "pass": score.passed,
-        "score_modifier": score.modifier,
-        "data": outcome.data,
-    }
-
-
 def _site_data(evidence: SecurityEvidence) -> dict[str, Any]:
     """What a salesperson shows next to the grade: the usual security headers, HTTPS, redirects."""
     headers = {name: evidence.page.header(name.lower()) for name in SECURITY_HEADERS}
@@ -1739,45 +1684,35 @@ def _site_data(evidence: SecurityEvidence) -> dict[str, Any]:
     }
 
 
-def _summary(score: int, grade: str, failing: Sequence[Result]) -> str:
-    opening = f"Grade {grade} ({score}/100) on Mozilla's HTTP Observatory security checks"
-    if not failing:
-        return f"{opening}: all {len(TESTS)} pass."
-    worst = SCORE_TABLE[failing[0]].description
-    return f"{opening}: {len(failing)} of {len(TESTS)} fail, most seriously: {worst}"
-
-
 def judge(evidence: SecurityEvidence) -> AssessmentResult:
     """Grade the evidence the Observatory's way; pure, so tests need no network.
 
     The envelope's score is capped at 100; the Observatory's own (up to 165 with extra credit)
     is kept in ``data.observatory``.
     """
-    outcomes = [(test, test.check(evidence)) for test in TESTS]
-    raw_score = observatory_score(outcome.result for _, outcome in outcomes)
+    judgement = judge_checks(TESTS, evidence, SCORE_TABLE)
+    raw_score = observatory_score(outcome.result for _, outcome in judgement.outcomes)
     grade = grade_for(raw_score)  # the Observatory's chart is the product's chart
-    failing = sorted(
-        ((test, outcome) for test, outcome in outcomes if not SCORE_TABLE[outcome.result].passed),
-        key=lambda pair: SCORE_TABLE[pair[1].result].modifier,  # worst first
-    )
+    failed = len(judgement.failing)
     score = min(raw_score, 100)
+    opening = f"Grade {grade} ({score}/100) on Mozilla's HTTP Observatory security checks"
     return AssessmentResult(
         assessment="security",
         status="completed",
         source="observatory",
         score=score,
         grade=grade,
-        summary=_summary(score, grade, [outcome.result for _, outcome in failing]),
-        findings=[_finding(test, outcome) for test, outcome in failing],
+        summary=judgement.summary(opening, noun="tests"),
+        findings=judgement.findings(),
         data={
             "observatory": {
                 "score": raw_score,
                 "grade": grade,
                 "algorithm_version": ALGORITHM_VERSION,
-                "tests_passed": len(TESTS) - len(failing),
-                "tests_failed": len(failing),
+                "tests_passed": len(TESTS) - failed,
+                "tests_failed": failed,
                 "tests_quantity": len(TESTS),
-                "tests": {test.name: _test_entry(outcome) for test, outcome in outcomes},
+                "tests": judgement.entries(),
             },
             **_site_data(evidence),
         },

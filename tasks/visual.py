@@ -88,14 +88,13 @@ from leadshop.errors import (
     TooManyRedirects,
     UnresolvableHost,
 )
-from leadshop.models import AssessmentResult, Finding, LeadRecord, Severity
+from leadshop.models import AssessmentResult, LeadRecord
 from leadshop.net import AddressPolicy, address_kind, check_url, resolve_checked
-from leadshop.scoring import grade_for
+from leadshop.scoring import Check, Outcome, Score, grade_for, judge_checks
 from tasks.registry import QUEUED_TIMEOUT_SECONDS, assessment_task
 
 ALGORITHM_VERSION = "visual/1"
 BASE_SCORE = 100
-SEVERITY_BANDS: tuple[tuple[int, Severity], ...] = ((20, "high"), (10, "medium"), (1, "low"))
 
 MIN_TEXT_PX = 12  # smaller text, as a phone shows it, is hard to read
 MIN_TAP_PX = 48  # Android's and Lighthouse's minimum touch target
@@ -163,16 +162,6 @@ class Result(StrEnum):
 
     FAVICON_PRESENT = "favicon-present"
     FAVICON_MISSING = "favicon-missing"
-
-
-@dataclass(frozen=True)
-class Score:
-    """What a result code is worth: the only place points and wording live."""
-
-    passed: bool
-    modifier: int
-    description: str
-    recommendation: str = ""
 
 
 _VIEWPORT_TAG = '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -352,15 +341,6 @@ class VisualEvidence(_Plain):
         return self.final_url.startswith("https:")
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """A check's verdict: a result code, a line for the report and what it saw."""
-
-    result: Result
-    detail: str = ""
-    data: Any = None
-
-
 # --- Checks: evidence in, result code out, no points -----------------------------------------
 
 
@@ -377,7 +357,7 @@ def _zoom_limit(directives: dict[str, str]) -> float | None:
         return None
 
 
-def check_viewport(evidence: VisualEvidence) -> Outcome:
+def check_viewport(evidence: VisualEvidence) -> Outcome[Result]:
     if evidence.viewport is None:
         return Outcome(Result.VIEWPORT_NOT_SET, 'No <meta name="viewport"> tag.')
     directives = parse_viewport(evidence.viewport)
@@ -395,7 +375,7 @@ def check_viewport(evidence: VisualEvidence) -> Outcome:
     return Outcome(Result.VIEWPORT_RESPONSIVE, detail, directives)
 
 
-def check_horizontal_scroll(evidence: VisualEvidence) -> Outcome:
+def check_horizontal_scroll(evidence: VisualEvidence) -> Outcome[Result]:
     """Wider than the phone's screen at 100 % zoom: what a visitor pans across once zoomed in."""
     phone = evidence.mobile
     data = {"document_width": phone.document_width, "screen_width": phone.screen_width}
@@ -412,7 +392,7 @@ def small_text_share(view: DeviceView) -> float:
     return small / total if total else 0.0
 
 
-def check_text_size(evidence: VisualEvidence) -> Outcome:
+def check_text_size(evidence: VisualEvidence) -> Outcome[Result]:
     share = small_text_share(evidence.mobile)
     data = {"small_share": round(share, 3), "scale": evidence.mobile.scale}
     detail = f"{share:.0%} of the text is shown smaller than {MIN_TEXT_PX} px on a phone."
@@ -423,7 +403,7 @@ def check_text_size(evidence: VisualEvidence) -> Outcome:
     return Outcome(Result.TEXT_LEGIBLE, detail if share else "", data)
 
 
-def check_tap_targets(evidence: VisualEvidence) -> Outcome:
+def check_tap_targets(evidence: VisualEvidence) -> Outcome[Result]:
     """Links in running text are exempt (WCAG 2.5.8's inline exception); the gatherer skips
     them, so what is left is menus, buttons, form fields and stand-alone links."""
     phone = evidence.mobile
@@ -447,21 +427,21 @@ def _merged(*lists: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(item for items in lists for item in items))
 
 
-def check_images(evidence: VisualEvidence) -> Outcome:
+def check_images(evidence: VisualEvidence) -> Outcome[Result]:
     broken = _merged(evidence.desktop.broken_images, evidence.mobile.broken_images)
     if broken:
         return Outcome(Result.IMAGES_BROKEN, "Broken: " + ", ".join(broken), broken)
     return Outcome(Result.IMAGES_LOAD, "", [])
 
 
-def check_console(evidence: VisualEvidence) -> Outcome:
+def check_console(evidence: VisualEvidence) -> Outcome[Result]:
     errors = _merged(evidence.desktop.console_errors, evidence.mobile.console_errors)
     if errors:
         return Outcome(Result.CONSOLE_ERRORS, " | ".join(errors), errors)
     return Outcome(Result.CONSOLE_CLEAN, "", [])
 
 
-def check_mixed_content(evidence: VisualEvidence) -> Outcome:
+def check_mixed_content(evidence: VisualEvidence) -> Outcome[Result]:
     if not evidence.secure:
         return Outcome(Result.MIXED_CONTENT_PAGE_NOT_HTTPS, "", [])
     insecure = _merged(evidence.desktop.insecure_requests, evidence.mobile.insecure_requests)
@@ -470,7 +450,7 @@ def check_mixed_content(evidence: VisualEvidence) -> Outcome:
     return Outcome(Result.MIXED_CONTENT_NONE, "", [])
 
 
-def check_contact(evidence: VisualEvidence) -> Outcome:
+def check_contact(evidence: VisualEvidence) -> Outcome[Result]:
     actions = evidence.mobile.contact_actions
     data = [action.model_dump() for action in actions]
     calls = [action for action in actions if action.kind == "call"]
@@ -493,7 +473,7 @@ def copyright_year(text: str) -> int | None:
     return max(years, default=None)
 
 
-def check_copyright(evidence: VisualEvidence) -> Outcome:
+def check_copyright(evidence: VisualEvidence) -> Outcome[Result]:
     year = copyright_year(evidence.copyright_text)
     if year is None:
         return Outcome(Result.COPYRIGHT_NOT_FOUND, "", None)
@@ -502,19 +482,13 @@ def check_copyright(evidence: VisualEvidence) -> Outcome:
     return Outcome(Result.COPYRIGHT_CURRENT, f"\u00a9 {year}", year)
 
 
-def check_favicon(evidence: VisualEvidence) -> Outcome:
+def check_favicon(evidence: VisualEvidence) -> Outcome[Result]:
     if evidence.favicon is None:
         return Outcome(Result.FAVICON_MISSING, "", None)
     return Outcome(Result.FAVICON_PRESENT, evidence.favicon, evidence.favicon)
 
 
-@dataclass(frozen=True)
-class VisualCheck:
-    name: str
-    title: str
-    check: Callable[[VisualEvidence], Outcome]
-    results: tuple[Result, ...]
-
+VisualCheck = Check[VisualEvidence, Result]
 
 R = Result
 CHECKS: tuple[VisualCheck, ...] = (
@@ -578,36 +552,6 @@ CHECKS: tuple[VisualCheck, ...] = (
 # --- Judge: pure --------------------------------------------------------------------------------
 
 
-def severity_for(modifier: int) -> Severity:
-    for points, severity in SEVERITY_BANDS:
-        if -modifier >= points:
-            return severity
-    return "info"
-
-
-def visual_score(results: Iterable[Result]) -> int:
-    return max(0, min(100, BASE_SCORE + sum(SCORE_TABLE[result].modifier for result in results)))
-
-
-def _finding(check: VisualCheck, outcome: Outcome) -> Finding:
-    score = SCORE_TABLE[outcome.result]
-    return Finding(
-        id=outcome.result.value,
-        severity=severity_for(score.modifier),
-        title=f"{check.title}: {score.description}",
-        detail=outcome.detail,
-        recommendation=score.recommendation,
-    )
-
-
-def _summary(score: int, grade: str, failing: Sequence[Result]) -> str:
-    opening = f"Grade {grade} ({score}/100) for how the site looks and works on phones and desktops"
-    if not failing:
-        return f"{opening}: all {len(CHECKS)} checks pass."
-    worst = SCORE_TABLE[failing[0]].description
-    return f"{opening}: {len(failing)} of {len(CHECKS)} checks fail, most seriously: {worst}"
-
-
 def _view_data(view: DeviceView) -> dict[str, Any]:
     return {
         "screenshot": view.screenshot.model_dump(),
@@ -622,33 +566,22 @@ def _view_data(view: DeviceView) -> dict[str, Any]:
 
 def judge(evidence: VisualEvidence) -> AssessmentResult:
     """Grade the evidence; pure, so tests need no browser."""
-    outcomes = [(check, check.check(evidence)) for check in CHECKS]
-    score = visual_score(outcome.result for _, outcome in outcomes)
+    judgement = judge_checks(CHECKS, evidence, SCORE_TABLE)
+    score = judgement.score(BASE_SCORE)
     grade = grade_for(score)
-    failing = sorted(
-        ((check, outcome) for check, outcome in outcomes if not SCORE_TABLE[outcome.result].passed),
-        key=lambda pair: SCORE_TABLE[pair[1].result].modifier,  # worst first
-    )
+    opening = f"Grade {grade} ({score}/100) for how the site looks and works on phones and desktops"
     return AssessmentResult(
         assessment="visual",
         status="completed",
         source="playwright",
         score=score,
         grade=grade,
-        summary=_summary(score, grade, [outcome.result for _, outcome in failing]),
-        findings=[_finding(check, outcome) for check, outcome in failing],
+        summary=judgement.summary(opening),
+        findings=judgement.findings(),
         data={
             "url": evidence.final_url,
             "status_code": evidence.status,
-            "checks": {
-                check.name: {
-                    "result": outcome.result.value,
-                    "pass": SCORE_TABLE[outcome.result].passed,
-                    "score_modifier": SCORE_TABLE[outcome.result].modifier,
-                    "data": outcome.data,
-                }
-                for check, outcome in outcomes
-            },
+            "checks": judgement.entries(),
             "desktop": _view_data(evidence.desktop),
             "mobile": _view_data(evidence.mobile),
         },

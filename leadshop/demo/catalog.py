@@ -115,6 +115,8 @@ class SiteSpec:
     extra_body: str = ""
     description: str = ""  # meta description; empty leaves it out, as on many small sites
     schema_org: bool = True
+    rating: tuple[float, int] | None = None  # Google stars and review count, shown and marked up
+    maps_link: bool = True
     viewport: bool = True
     sitemap: bool = True
     alt_text: bool = True
@@ -135,7 +137,7 @@ CATALOG: tuple[SiteSpec, ...] = (
     SiteSpec(
         slug="harborview-dental",
         name="Harborview Family Dental",
-        tagline="Gentle dentistry for the whole family",
+        tagline="Gentle dentistry for all ages",
         phone="(503) 555-0142",
         email="hello@harborviewdental.example",
         street="1482 NW Harbor Way, Suite 200",
@@ -181,6 +183,7 @@ CATALOG: tuple[SiteSpec, ...] = (
         'crossorigin="anonymous" defer></script>',
         description="Family and children's dentist in Portland's Pearl District: check-ups, "
         "whitening, crowns and same-day emergency appointments.",
+        rating=(4.9, 212),
     ),
     SiteSpec(
         slug="sunrise-bakery",
@@ -212,6 +215,7 @@ CATALOG: tuple[SiteSpec, ...] = (
         headers=(("X-Powered-By", "PHP/7.2.24"),),
         cookies=("PHPSESSID={token}; path=/", "cart_items=0; path=/"),
         schema_org=False,
+        maps_link=False,
         viewport=False,
         sitemap=False,
         alt_text=False,
@@ -463,6 +467,7 @@ def home_page(spec: SiteSpec, links: Links) -> str:
         if spec.description
         else "",
         f'<link rel="canonical" href="{escape(links.origin)}/">' if spec.description else "",
+        _open_graph(spec, links) if spec.description else "",
         '<link rel="icon" href="/favicon.ico">',
         '<link rel="stylesheet" href="/styles.css">',
         _json_ld(spec, links) if spec.schema_org else "",
@@ -508,7 +513,7 @@ send us a message below.</p>
 {escape(spec.postal_code)}</address>
 <p>Phone: <a href="tel:{tel}">{escape(spec.phone)}</a><br>
 Email: <a href="mailto:{escape(spec.email)}">{escape(spec.email)}</a></p>
-<p><a href="{escape(maps)}">Find us on Google Maps</a></p>
+{_maps_and_reviews(spec, maps)}
 <table class="hours"><caption>Opening hours</caption>
 {hours}
 </table>
@@ -696,9 +701,35 @@ def sitemap_xml(links: Links) -> str:
     )
 
 
+def _open_graph(spec: SiteSpec, links: Links) -> str:
+    """The tags link previews (social networks, messengers) read."""
+    tags = {
+        "og:type": "website",
+        "og:title": spec.name,
+        "og:description": spec.description,
+        "og:url": f"{links.origin}/",
+    }
+    return "\n".join(
+        f'<meta property="{key}" content="{escape(value)}">' for key, value in tags.items()
+    )
+
+
+def _maps_and_reviews(spec: SiteSpec, maps: str) -> str:
+    lines = []
+    if spec.maps_link:
+        lines.append(f'<p><a href="{escape(maps)}">Find us on Google Maps</a></p>')
+    if spec.rating:
+        stars, count = spec.rating
+        lines.append(
+            f'<p class="reviews"><a href="{escape(maps)}">Rated {stars} of 5 from {count} '
+            "Google reviews</a></p>"
+        )
+    return "\n".join(lines)
+
+
 def _json_ld(spec: SiteSpec, links: Links) -> str:
     """schema.org LocalBusiness, the structured data business-profile and SEO checks look for."""
-    data = {
+    data: dict[str, object] = {
         "@context": "https://schema.org",
         "@type": "LocalBusiness",
         "name": spec.name,
@@ -715,6 +746,13 @@ def _json_ld(spec: SiteSpec, links: Links) -> str:
         },
         "openingHours": [f"{days} {time}" for days, time in spec.hours],
     }
+    if spec.rating:
+        stars, count = spec.rating
+        data["aggregateRating"] = {
+            "@type": "AggregateRating",
+            "ratingValue": stars,
+            "reviewCount": count,
+        }
     payload = json.dumps(data, indent=1).replace("</", "<\\/")
     return f'<script type="application/ld+json">\n{payload}\n</script>'
 

@@ -24,7 +24,7 @@ from leadshop.config import get_settings
 from leadshop.demo.sites import DemoSites
 from leadshop.models import LeadRecord
 from leadshop.net import trust_context
-from leadshop.scoring import grade_for
+from leadshop.scoring import grade_for, severity_for
 from tasks.registry import resolve
 from tasks.security import (
     ALGORITHM_VERSION,
@@ -51,7 +51,6 @@ from tasks.security import (
     same_site_hosts,
     scan_target,
     security_task,
-    severity_for,
 )
 from tests.sites import Reply, running, serve
 
@@ -475,7 +474,7 @@ def test_a_passing_site_is_clamped_to_100_but_keeps_the_raw_score() -> None:
     assert (observatory["tests_passed"], observatory["tests_failed"]) == (12, 0)
     assert result.findings == []
     assert result.summary == (
-        "Grade A+ (100/100) on Mozilla's HTTP Observatory security checks: all 12 pass."
+        "Grade A+ (100/100) on Mozilla's HTTP Observatory security checks: all 12 tests pass."
     )
 
 
@@ -513,7 +512,7 @@ def test_judge_envelope_for_a_weak_site() -> None:
     )
     assert result.findings[3].detail == "Strict-Transport-Security: max-age=300"
     assert result.summary.startswith(
-        "Grade F (15/100) on Mozilla's HTTP Observatory security checks: 4 of 12 fail, "
+        "Grade F (15/100) on Mozilla's HTTP Observatory security checks: 4 of 12 tests fail, "
         "most seriously: Session cookie"
     )
     headers = result.data["headers"]

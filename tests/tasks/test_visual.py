@@ -21,7 +21,7 @@ from leadshop.config import Settings, get_settings
 from leadshop.demo.sites import DemoSites
 from leadshop.models import LeadRecord
 from leadshop.net import IPAddress, address_kind
-from leadshop.scoring import grade_for
+from leadshop.scoring import grade_for, severity_for
 from tasks.registry import QUEUED_TIMEOUT_SECONDS
 from tasks.visual import (
     BROWSER,
@@ -46,7 +46,6 @@ from tasks.visual import (
     judge,
     normalise_url,
     png_size,
-    severity_for,
     visual_task,
 )
 from tests.sites import Reply, serve
