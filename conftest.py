@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.fixtures_db", "tests.fixtures_prefect"]
+pytest_plugins = ["tests.fixtures_db", "tests.fixtures_demo", "tests.fixtures_prefect"]

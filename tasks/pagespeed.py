@@ -57,10 +57,11 @@ from leadshop.apis import MAX_MESSAGE_CHARS, ServiceError, api_client, google_er
 from leadshop.apis import KeyTransport as _KeyTransport
 from leadshop.browser import chromium_path, launch_env, launch_flags
 from leadshop.config import Settings, get_settings
+from leadshop.egress import Egress, EgressGuard, chromium_proxy_flags
 from leadshop.errors import ConfigurationError, HTTPStatusError, LeadshopError
 from leadshop.locks import FileSemaphore
 from leadshop.models import AssessmentResult, Finding, LeadRecord, Severity
-from leadshop.net import SafeClient, check_url, trust_context
+from leadshop.net import AddressPolicy, SafeClient, address_kind, check_url, trust_context
 from leadshop.scoring import grade_for
 from tasks.registry import QUEUED_TIMEOUT_SECONDS, assessment_task
 
@@ -434,7 +435,7 @@ def lighthouse_executable(settings: Settings) -> str:
     return path
 
 
-def lighthouse_command(executable: str, url: str) -> list[str]:
+def lighthouse_command(executable: str, url: str, proxy_url: str) -> list[str]:
     return [
         executable,
         url,
@@ -443,7 +444,7 @@ def lighthouse_command(executable: str, url: str) -> list[str]:
         f"--form-factor={STRATEGY}",
         f"--only-categories={','.join(category.lhr_id for category in CATEGORIES)}",
         f"--max-wait-for-load={MAX_WAIT_FOR_LOAD_MS}",
-        f"--chrome-flags={' '.join(launch_flags())}",
+        f"--chrome-flags={' '.join([*launch_flags(), *chromium_proxy_flags(proxy_url)])}",
         "--no-enable-error-reporting",
     ]
 
@@ -453,11 +454,12 @@ def lighthouse_slots(settings: Settings) -> FileSemaphore:
     return FileSemaphore(settings.home.resolve() / "locks", "lighthouse", slots)
 
 
-async def preflight(url: str, settings: Settings) -> str:
+async def preflight(url: str, egress: Egress) -> str:
     """The URL to give Lighthouse: where ``url`` ends after redirects, every hop's address
     checked. A page answering 4xx/5xx fails here in a second, not after a Lighthouse run, with
     the status's own retry verdict (a 503 is tried again, a 404 is not)."""
-    async with SafeClient.from_settings(settings) as client:
+    client = SafeClient(allow_private_networks=egress.allow_private, address_policy=egress.policy)
+    async with client:
         response = await client.get(url)
     if response.status_code >= 400:
         raise HTTPStatusError(
@@ -553,17 +555,23 @@ def _parse_report(returncode: int, report: bytes, stderr: bytes) -> dict[str, An
     raise LighthouseFailed(f"Lighthouse exited with code {returncode} and no report: {said}")
 
 
-async def run_lighthouse(url: str, settings: Settings) -> dict[str, Any]:
+async def run_lighthouse(
+    url: str, settings: Settings, policy: AddressPolicy = address_kind
+) -> dict[str, Any]:
     """The LHR of one local Lighthouse run: installation checked first (a missing one fails at
-    once), then the pre-flight, then a machine-wide slot for the run itself.
+    once), then the pre-flight, then a machine-wide slot for the run itself. Its Chromium
+    reaches the network only through an ``EgressGuard`` (``policy`` lets tests stage a public
+    site on loopback).
 
     The report goes to a file, not stdout: on a page error Lighthouse calls ``process.exit``
     while a piped stdout is still draining, and the report came out cut at 64 KiB.
     """
     executable = lighthouse_executable(settings)
     environment = lighthouse_environment(chromium_path(settings))
-    command = lighthouse_command(executable, await preflight(url, settings))
-    async with lighthouse_slots(settings).hold():
+    egress = Egress(settings.allow_private_networks, policy)
+    target = await preflight(url, egress)
+    async with lighthouse_slots(settings).hold(), EgressGuard(egress) as guard:
+        command = lighthouse_command(executable, target, guard.url)
         with tempfile.TemporaryDirectory(
             prefix="leadshop-lighthouse-", ignore_cleanup_errors=True
         ) as run_dir:

@@ -77,6 +77,7 @@ from pydantic import BaseModel, ConfigDict
 
 from leadshop.browser import chromium_path, launch_env, launch_flags
 from leadshop.config import Settings, get_settings
+from leadshop.egress import PORTS, Egress, EgressGuard, host_port
 from leadshop.errors import (
     BlockedAddress,
     ConnectionFailed,
@@ -89,7 +90,7 @@ from leadshop.errors import (
     UnresolvableHost,
 )
 from leadshop.models import AssessmentResult, LeadRecord
-from leadshop.net import AddressPolicy, address_kind, check_url, resolve_checked
+from leadshop.net import AddressPolicy, address_kind, check_url
 from leadshop.scoring import Check, Outcome, Score, grade_for, judge_checks
 from tasks.registry import QUEUED_TIMEOUT_SECONDS, assessment_task
 
@@ -616,7 +617,6 @@ class Device:
 
 DESKTOP = Device("desktop", 1366, 768, 1.0, mobile=False)
 MOBILE = Device("mobile", 412, 823, 1.75, mobile=True)
-PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 LOCAL_SCHEMES = frozenset({"data", "blob", "about"})  # never touch the network
 
 
@@ -626,27 +626,6 @@ def normalise_url(website: str) -> str:
     if "://" not in text:
         text = f"http://{text}"
     return str(check_url(text))
-
-
-def _host_port(url: str) -> tuple[str, int]:
-    parts = urlsplit(url)
-    try:
-        port = parts.port or PORTS.get(parts.scheme, 0)
-    except ValueError as exc:
-        raise InvalidURL(f"{url!r} has an invalid port", url) from exc
-    return parts.hostname or "", port
-
-
-@dataclass(frozen=True)
-class Egress:
-    """Which addresses the browser may reach: ``resolve_checked``'s two knobs. Tests swap the
-    policy to stage a public site on loopback, as they do with ``SafeClient``."""
-
-    allow_private: bool
-    policy: AddressPolicy = address_kind
-
-    async def resolve(self, host: str, port: int) -> list[str]:
-        return await resolve_checked(host, port, self.allow_private, self.policy)
 
 
 class HostCheck:
@@ -667,7 +646,7 @@ class HostCheck:
         if scheme not in PORTS:
             return InvalidURL(f"{url[:MAX_TEXT]}: only http(s) is fetched", url)
         try:
-            key = _host_port(url)
+            key = host_port(url)
         except InvalidURL as exc:
             return exc
         if key not in self._verdicts:
@@ -691,153 +670,6 @@ class HostCheck:
                 self.blocked.append(url[:MAX_TEXT])
             unresolvable = isinstance(refusal, UnresolvableHost)
             await route.abort("namenotresolved" if unresolvable else "blockedbyclient")
-
-
-HOP_BY_HOP = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"proxy-authorization", b"te", b"upgrade"}
-)
-MAX_HEAD_BYTES = 64 * 1024
-HEAD_TIMEOUT = 10.0
-CONNECT_TIMEOUT = 10.0
-CHUNK = 64 * 1024
-
-
-class EgressGuard:
-    """The HTTP proxy every browser context uses: the only way the browser reaches the network.
-
-    Playwright's routes miss redirect hops, and Chromium resolves names itself after our check;
-    here, as in ``SafeClient``, every connection goes to an address ``resolve_checked`` allowed.
-    ``CONNECT`` (HTTPS, WebSockets) is tunnelled untouched, so Chromium still verifies TLS; a
-    plain-HTTP request is forwarded alone with ``Connection: close``, never followed by another
-    on the same upstream connection. A refusal closes the connection without an answer.
-    """
-
-    def __init__(self, egress: Egress) -> None:
-        self._egress = egress
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.sockets[0].getsockname()[:2]
-        return f"http://{host}:{port}"
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, limit=MAX_HEAD_BYTES)
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        upstream: asyncio.StreamWriter | None = None
-        try:
-            async with asyncio.timeout(HEAD_TIMEOUT):
-                head = await reader.readuntil(b"\r\n\r\n")
-            method, target, version, headers = _parse_head(head)
-            if method == b"CONNECT":
-                host, port = _authority(target.decode("latin-1"))
-                upstream_reader, upstream = await self._connect(host, port)
-                writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                await _splice(reader, writer, upstream_reader, upstream)
-            else:
-                url = target.decode("latin-1")
-                if urlsplit(url).scheme != "http":
-                    return
-                upstream_reader, upstream = await self._connect(*_host_port(url))
-                upstream.write(_origin_form(method, url, version, headers))
-                length = int(_header(headers, b"content-length") or 0)
-                if length:
-                    upstream.write(await reader.readexactly(length))
-                await _copy(upstream_reader, writer)
-        except (OSError, ValueError, TimeoutError, EOFError, FetchError, asyncio.LimitOverrunError):
-            pass  # a refusal, a malformed request or a dropped connection: Chromium sees it closed
-        finally:
-            for stream in (upstream, writer):
-                if stream is not None:
-                    stream.close()
-            self._tasks.discard(task)
-
-    async def _connect(
-        self, host: str, port: int
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        addresses = await self._egress.resolve(host, port)
-        error: OSError | TimeoutError = ConnectionRefusedError(f"{host}:{port}")
-        for address in addresses:
-            try:
-                async with asyncio.timeout(CONNECT_TIMEOUT):
-                    return await asyncio.open_connection(address, port, limit=CHUNK)
-            except (OSError, TimeoutError) as exc:
-                error = exc
-        raise error
-
-
-def _parse_head(head: bytes) -> tuple[bytes, bytes, bytes, list[tuple[bytes, bytes]]]:
-    request_line, *lines = head[:-4].split(b"\r\n")
-    method, target, version = request_line.split(b" ")
-    headers = []
-    for line in lines:
-        name, sep, value = line.partition(b":")
-        if not sep:
-            raise ValueError("malformed header line")
-        headers.append((name.strip(), value.strip()))
-    if _header(headers, b"transfer-encoding"):
-        raise ValueError("chunked request bodies are not forwarded")
-    return method, target, version, headers
-
-
-def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
-    return next((value for key, value in headers if key.lower() == name), None)
-
-
-def _authority(target: str) -> tuple[str, int]:
-    host, _, port = target.rpartition(":")
-    return host.strip("[]"), int(port)
-
-
-def _origin_form(
-    method: bytes, url: str, version: bytes, headers: list[tuple[bytes, bytes]]
-) -> bytes:
-    parts = urlsplit(url)
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    kept = [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP]
-    lines = [b" ".join((method, path.encode("latin-1"), version))]
-    lines += [k + b": " + v for k, v in kept] + [b"Connection: close", b"", b""]
-    return b"\r\n".join(lines)
-
-
-async def _copy(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-    while data := await source.read(CHUNK):
-        sink.write(data)
-        await sink.drain()
-
-
-async def _splice(
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
-    upstream_reader: asyncio.StreamReader,
-    upstream: asyncio.StreamWriter,
-) -> None:
-    """Both directions until both ends finish: an end that finishes half-closes the other, an
-    end that breaks closes both (or the other direction could wait on an idle peer for long)."""
-
-    async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-        try:
-            await _copy(source, sink)
-            if sink.can_write_eof():
-                sink.write_eof()
-        except OSError:
-            writer.close()
-            upstream.close()
-
-    await asyncio.gather(pump(reader, upstream), pump(upstream_reader, writer))
 
 
 class BrowserHost:
@@ -1341,7 +1173,7 @@ def artifacts_folder(settings: Settings, lead: LeadRecord, url: str) -> Path:
     if lead.id > 0:
         name = str(lead.id)
     else:
-        host, port = _host_port(url)
+        host, port = host_port(url)
         name = re.sub(r"[^a-z0-9]+", "-", f"{host}-{port}".lower()).strip("-")
     return settings.artifacts_dir.resolve() / name
 
@@ -1356,7 +1188,7 @@ async def collect(
     """
     target = normalise_url(url)
     egress = Egress(settings.allow_private_networks, policy)
-    await egress.resolve(*_host_port(target))
+    await egress.resolve(*host_port(target))
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
 
     async def both(browser: Browser, proxy: str) -> VisualEvidence:

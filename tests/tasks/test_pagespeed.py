@@ -36,9 +36,11 @@ import pytest
 from pydantic import SecretStr
 
 from leadshop.config import Settings, get_settings
+from leadshop.demo.sites import DemoSites
 from leadshop.errors import BlockedAddress, ConfigurationError, HTTPStatusError
 from leadshop.locks import FileSemaphore
 from leadshop.models import AssessmentResult, LeadRecord
+from leadshop.net import IPAddress
 from leadshop.scoring import grade_for
 from tasks.pagespeed import (
     ALGORITHM_VERSION,
@@ -606,6 +608,29 @@ async def test_lighthouse_for_real(local_lighthouse: Settings) -> None:
 
 
 @pytest.mark.slow
+async def test_lean_and_heavy_demo_pages_grade_far_apart(
+    demo: DemoSites, local_lighthouse: Settings
+) -> None:
+    """The demo's heavy page (render-blocking scripts, a 1.5 MB image, a busy slider script)
+    against its lean twin, both graded by real Lighthouse on Chromium."""
+    lean = await assess(LeadRecord(id=1, name="Lean", website=demo.lean_page_url))
+    heavy = await assess(LeadRecord(id=2, name="Heavy", website=demo.heavy_page_url))
+    print(
+        f"lean {lean.score}: {lean.data['metrics']}\nheavy {heavy.score}: {heavy.data['metrics']}"
+    )
+    assert lean.score is not None and heavy.score is not None
+    assert lean.score >= 80 and heavy.score <= 50 and lean.score - heavy.score >= 40
+    lean_metrics, heavy_metrics = lean.data["metrics"], heavy.data["metrics"]
+    for metric in ("largest_contentful_paint_ms", "first_contentful_paint_ms"):
+        assert heavy_metrics[metric] > 2 * lean_metrics[metric], metric
+    assert heavy_metrics["total_blocking_time_ms"] > 500
+    heavy_findings = {finding.id for finding in heavy.findings}
+    assert {"bootup-time", "mainthread-work-breakdown"} & heavy_findings
+    assert {"uses-optimized-images", "modern-image-formats", "unsized-images"} & heavy_findings
+    assert len(heavy.findings) > len(lean.findings)
+
+
+@pytest.mark.slow
 async def test_a_page_lighthouse_cannot_load_is_a_runtime_error(local_lighthouse: Settings) -> None:
     """The pre-flight sees a page; Lighthouse, a moment later, a 500. Its report (with
     ``runtimeError``, exit code 1) must arrive whole and fail the lead without retries."""
@@ -628,6 +653,34 @@ async def test_preflight_refuses_private_addresses_before_lighthouse(
         with pytest.raises(BlockedAddress):
             await assess(lead)
         assert site.hits == {}
+
+
+def only_127_0_0_1_is_public(ip: IPAddress) -> str | None:
+    """Stages the internet on loopback: 127.0.0.1 plays a public site, the rest of 127/8 an
+    intranet."""
+    return None if str(ip) == "127.0.0.1" else "private"
+
+
+@pytest.mark.slow
+async def test_lighthouse_chromium_cannot_reach_private_addresses(
+    local_lighthouse: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A public page that pulls a script and an image from an intranet address: Lighthouse's
+    Chromium tries (the report lists both requests) and the intranet host sees nothing."""
+    monkeypatch.setenv("LEADSHOP_ALLOW_PRIVATE_NETWORKS", "false")
+    get_settings.cache_clear()
+    with serve({"/x.js": [Reply(body=b"var x = 1;")]}, host="127.0.0.2") as intranet:
+        page = PAGE.replace(
+            b"</body>",
+            f'<script src="{intranet.url("/x.js")}"></script>'
+            f'<img src="{intranet.url("/x.png")}" alt="" width="1" height="1"></body>'.encode(),
+        )
+        with serve({"/": [Reply(body=page)], "/style.css": [STYLE]}) as site:
+            lhr = await run_lighthouse(site.url("/"), get_settings(), only_127_0_0_1_is_public)
+    requested = {item["url"] for item in lhr["audits"]["network-requests"]["details"]["items"]}
+    assert {intranet.url("/x.js"), intranet.url("/x.png")} <= requested
+    assert intranet.hits == {}
+    assert site.hits["/"] >= 2  # the pre-flight, then Chromium through the guard
 
 
 async def test_preflight_fails_fast_on_error_pages(local_lighthouse: Settings) -> None:

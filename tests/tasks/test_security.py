@@ -23,7 +23,6 @@ from leadshop import errors
 from leadshop.config import get_settings
 from leadshop.demo.sites import DemoSites
 from leadshop.models import LeadRecord
-from leadshop.net import trust_context
 from leadshop.scoring import grade_for, severity_for
 from tasks.registry import resolve
 from tasks.security import (
@@ -918,14 +917,6 @@ async def test_only_an_invalid_certificate_answering_fails_for_good(
     assert not caught.value.retryable
 
 
-async def test_demo_sites_earn_the_grades_their_catalog_promises(
-    private_networks: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    with DemoSites(tmp_path / "ca") as demo:
-        monkeypatch.setenv("SSL_CERT_FILE", str(demo.ca.trust_bundle))
-        trust_context.cache_clear()  # the demo's HTTPS sites verify through its own CA
-        try:
-            grades = {site.slug: (await assess(lead(site.url))).grade for site in demo.sites}
-        finally:
-            trust_context.cache_clear()
-        assert grades == {site.slug: site.grade for site in demo.sites}
+async def test_demo_sites_earn_the_grades_their_catalog_promises(demo: DemoSites) -> None:
+    grades = {site.slug: (await assess(lead(site.url))).grade for site in demo.sites}
+    assert grades == {site.slug: site.grade for site in demo.sites}

@@ -19,6 +19,7 @@ import pytest
 from leadshop import errors
 from leadshop.config import Settings, get_settings
 from leadshop.demo.sites import DemoSites
+from leadshop.egress import Egress
 from leadshop.models import LeadRecord
 from leadshop.net import IPAddress, address_kind
 from leadshop.scoring import grade_for, severity_for
@@ -32,8 +33,6 @@ from tasks.visual import (
     THUMBNAIL_WIDTH,
     ContactAction,
     DeviceView,
-    Egress,
-    EgressGuard,
     HostCheck,
     Result,
     Screenshot,
@@ -48,6 +47,7 @@ from tasks.visual import (
     png_size,
     visual_task,
 )
+from tests.fixtures_demo import demo_environment
 from tests.sites import Reply, serve
 
 R = Result
@@ -343,75 +343,19 @@ async def test_host_check_refuses_private_and_unresolvable_hosts():
     assert await HostCheck(Egress(allow_private=True)).refusal("http://127.0.0.1:9/") is None
 
 
-async def open_guard(egress: Egress) -> tuple[EgressGuard, str, int]:
-    guard = EgressGuard(egress)
-    await guard.start()
-    host, port = guard.url.removeprefix("http://").split(":")
-    return guard, host, int(port)
-
-
-async def exchange(host: str, port: int, data: bytes) -> bytes:
-    reader, writer = await asyncio.open_connection(host, port)
-    writer.write(data)
-    await writer.drain()
-    answer = await asyncio.wait_for(reader.read(), 10)
-    writer.close()
-    return answer
-
-
-async def test_guard_closes_connections_to_refused_addresses():
-    with serve({"/": [Reply()]}) as site:
-        guard, host, port = await open_guard(Egress(allow_private=False))
-        try:
-            connect = f"CONNECT 127.0.0.1:{site.port} HTTP/1.1\r\n\r\n".encode()
-            assert await exchange(host, port, connect) == b""
-            get = f"GET {site.url('/')} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
-            assert await exchange(host, port, get) == b""
-        finally:
-            await guard.close()
-        assert site.hits == {}
-
-
-async def test_guard_tunnels_and_forwards_one_request_per_connection():
-    with serve({"/a": [Reply(body=b"first")], "/b": [Reply(body=b"second")]}) as site:
-        guard, host, port = await open_guard(Egress(allow_private=True))
-        try:
-            reader, writer = await asyncio.open_connection(host, port)
-            writer.write(f"CONNECT 127.0.0.1:{site.port} HTTP/1.1\r\n\r\n".encode())
-            assert (
-                await reader.readuntil(b"\r\n\r\n")
-                == b"HTTP/1.1 200 Connection established\r\n\r\n"
-            )
-            writer.write(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert (await reader.readuntil(b"first")).startswith(b"HTTP/1.0 200")
-            writer.close()
-
-            two = (
-                f"GET {site.url('/a')} HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"
-                f"GET {site.url('/b')} HTTP/1.1\r\nHost: x\r\n\r\n"
-            ).encode()
-            answer = await exchange(host, port, two)
-        finally:
-            await guard.close()
-        assert answer.startswith(b"HTTP/1.0 200") and answer.endswith(b"first")
-        assert site.hits == {"/a": 2}  # /b never reached the server the first request chose
-
-
 # --- Debian's Chromium against real pages (slow) --------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSites]:
     """The demo sites, trusted and reachable the way ``make demo`` sets things up."""
-    with DemoSites(tmp_path_factory.mktemp("demo-ca")) as sites, pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SSL_CERT_FILE", str(sites.ca.trust_bundle))
-        mp.setenv("LEADSHOP_ALLOW_PRIVATE_NETWORKS", "true")
-        mp.setenv("LEADSHOP_ARTIFACTS_DIR", str(tmp_path_factory.mktemp("artifacts")))
+    folder = tmp_path_factory.mktemp("demo")
+    with demo_environment(folder) as sites, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LEADSHOP_ARTIFACTS_DIR", str(folder / "artifacts"))
         get_settings.cache_clear()
         BROWSER.shutdown()  # the browser takes SSL_CERT_FILE at launch
         yield sites
         BROWSER.shutdown()
-    get_settings.cache_clear()
 
 
 @pytest.fixture(autouse=True)
