@@ -117,6 +117,7 @@ LEADS_AT_ONCE = 2  # in one browser: each lead opens two pages at once
 # as the wait for a slot is a queue, not a hang. A slow site ends as our FetchTimeout.
 LEAD_TIMEOUT_SECONDS = 80.0
 SHUTDOWN_TIMEOUT = 10.0
+CLOSE_TIMEOUT = 10.0  # for one page or context to close; longer means the browser is wedged
 MAX_LISTED = 20  # URLs or messages kept per list in the evidence
 MAX_TEXT = 300  # characters kept per message
 
@@ -685,6 +686,15 @@ class BrowserHost:
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
         self._guards: dict[Egress, EgressGuard] = {}
+        self._wedged = False
+
+    def mark_wedged(self) -> None:
+        """A close went unanswered: the next visit gets a new browser (on the browser's loop)."""
+        self._wedged = True
+
+    @property
+    def is_wedged(self) -> bool:
+        return self._wedged
 
     async def run(
         self, work: Callable[[Browser, str], Awaitable[T]], settings: Settings, egress: Egress
@@ -726,8 +736,9 @@ class BrowserHost:
 
     async def _browser_for(self, settings: Settings) -> Browser:
         async with self._launching:
-            if self._browser is None or not self._browser.is_connected():
+            if self._browser is None or self._wedged or not self._browser.is_connected():
                 await self._close_browser()
+                self._wedged = False
                 env: dict[str, str | float | bool] = dict(launch_env())
                 self._playwright = await async_playwright().start()
                 self._browser = await self._playwright.chromium.launch(
@@ -741,12 +752,14 @@ class BrowserHost:
     async def _close_browser(self) -> None:
         browser, playwright = self._browser, self._playwright
         self._browser = self._playwright = None
-        with contextlib.suppress(PlaywrightError):
+        with contextlib.suppress(PlaywrightError, TimeoutError):
             if browser is not None:
-                await browser.close()
-        with contextlib.suppress(PlaywrightError, OSError):
-            if playwright is not None:
-                await playwright.stop()
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await browser.close()
+        with contextlib.suppress(PlaywrightError, OSError, TimeoutError):
+            if playwright is not None:  # its driver's exit takes a wedged Chromium with it
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await playwright.stop()
 
     async def _close_all(self) -> None:
         await self._close_browser()
@@ -1067,12 +1080,23 @@ def _running(closing: Awaitable[None]) -> asyncio.Future[None]:
     return task
 
 
+async def _bounded(closing: Awaitable[None]) -> None:
+    """A close that takes longer than ``CLOSE_TIMEOUT`` is abandoned and the browser replaced:
+    seen once in hundreds of visits, a page cancelled mid-visit whose close Playwright's driver
+    never answered, which held the lead (and its browser slot) forever."""
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT):
+            await closing
+    except TimeoutError:
+        BROWSER.mark_wedged()
+
+
 async def _close(closing: Awaitable[None]) -> None:
     """Run a close to its end even if the visit is cancelled meanwhile: Playwright marks a
     context closed before it sends the close, so an interrupted close would leave it open for
     the browser's lifetime (a cancelled visit is often still cleaning up after its own error).
     The cancellation waits for the close, so nothing is open once the visit has ended."""
-    task = _running(closing)
+    task = _running(_bounded(closing))
     try:
         await asyncio.shield(task)
     except asyncio.CancelledError:
@@ -1082,7 +1106,7 @@ async def _close(closing: Awaitable[None]) -> None:
 
 def _close_once_made(creating: asyncio.Future[BrowserContext]) -> None:
     if not creating.cancelled() and creating.exception() is None:
-        _running(creating.result().close())
+        _running(_bounded(creating.result().close()))
 
 
 async def _new_context(browser: Browser, device: Device, proxy: str) -> BrowserContext:

@@ -23,6 +23,7 @@ from leadshop.egress import Egress
 from leadshop.models import LeadRecord
 from leadshop.net import IPAddress, address_kind
 from leadshop.scoring import grade_for, severity_for
+from tasks import visual
 from tasks.registry import QUEUED_TIMEOUT_SECONDS
 from tasks.visual import (
     BROWSER,
@@ -511,6 +512,23 @@ async def test_refused_connection_is_worth_a_retry(demo: DemoSites):
     with pytest.raises(errors.ConnectionFailed) as refused:
         await assess(lead(closed))
     assert refused.value.retryable
+
+
+async def test_a_close_left_unanswered_is_abandoned_and_the_browser_replaced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(visual, "CLOSE_TIMEOUT", 0.2)
+    monkeypatch.setattr(BROWSER, "_wedged", False)
+    never = asyncio.get_running_loop().create_future()
+    started = time.monotonic()
+    await visual._close(never)
+    assert time.monotonic() - started < 5
+    assert never.cancelled()
+    assert BROWSER.is_wedged  # the next visit launches a new browser
+
+    monkeypatch.setattr(BROWSER, "_wedged", False)
+    await visual._close(asyncio.sleep(0))  # an answered close leaves the browser alone
+    assert not BROWSER.is_wedged
 
 
 def processes(name: str) -> list[psutil.Process]:
