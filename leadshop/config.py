@@ -44,6 +44,20 @@ class Settings(BaseSettings):
     semrush_api_url: str = "https://api.semrush.com"
     semrush_database: str = "us"  # SEMrush's regional database: us, uk, de, ...
 
+    llm_base_url: str = ""  # any OpenAI-compatible server; empty: rule-based insights
+    llm_api_key: SecretStr | None = None
+    llm_model: str = "gpt-4o-mini"
+
+    # How much each section counts in a lead's overall score; sections that were skipped or
+    # failed are left out and the rest re-weighted, never counted as zero.
+    section_weights: dict[str, float] = {
+        "pagespeed": 0.25,
+        "security": 0.15,
+        "gbp": 0.2,
+        "semrush": 0.2,
+        "visual": 0.2,
+    }
+
     @property
     def resolved_database_url(self) -> str:
         """The default is a SQLite file under ``home`` so a first run needs no server."""

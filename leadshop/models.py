@@ -77,6 +77,32 @@ class AssessmentResult(BaseModel):
         )
 
 
+Priority = Literal["hot", "warm", "cold"]
+
+
+class TopIssue(BaseModel):
+    title: str = Field(max_length=120)
+    evidence: str = Field(max_length=600)  # drawn from the results, never invented
+    business_impact: str = Field(max_length=400)
+    fix: str = Field(max_length=400)
+
+
+class OutreachEmail(BaseModel):
+    subject: str = Field(max_length=150)
+    body: str = Field(max_length=3000)
+
+
+class Insights(BaseModel):
+    """What the ``llm`` assessment hands a salesperson, from a model or from rules: the same
+    shape either way, stored as ``data.insights`` of its envelope and read by the reports."""
+
+    summary: str = Field(max_length=1200)
+    top_issues: list[TopIssue] = Field(default_factory=list, max_length=5)
+    recommended_services: list[str] = Field(default_factory=list, max_length=8)
+    outreach_email: OutreachEmail
+    priority: Priority
+
+
 class LeadRecord(BaseModel):
     """What an assessment needs to know about a lead: a plain value, cheap to ship to a worker."""
 

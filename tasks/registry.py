@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, ParamSpec
 
 from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
@@ -24,6 +24,7 @@ TIMEOUT_SECONDS = 90
 # gets this long in all, so a queue of leads is not mistaken for a hang and retried.
 QUEUED_TIMEOUT_SECONDS = 600
 
+P = ParamSpec("P")
 AssessmentTask = Task[[LeadRecord], Awaitable[AssessmentResult]]
 
 # name -> "module:attribute" of its task, imported lazily so a worker loads only what runs.
@@ -50,10 +51,10 @@ def retry_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) 
 
 def assessment_task(
     name: str, timeout_seconds: float = TIMEOUT_SECONDS
-) -> Callable[[Callable[[LeadRecord], Awaitable[AssessmentResult]]], AssessmentTask]:
-    """Wrap an assessment's ``async (lead) -> envelope`` function as its Prefect task."""
+) -> Callable[[Callable[P, Awaitable[AssessmentResult]]], Task[P, Awaitable[AssessmentResult]]]:
+    """Wrap an assessment's ``async (lead, ...) -> envelope`` function as its Prefect task."""
 
-    def wrap(fn: Callable[[LeadRecord], Awaitable[AssessmentResult]]) -> AssessmentTask:
+    def wrap(fn: Callable[P, Awaitable[AssessmentResult]]) -> Task[P, Awaitable[AssessmentResult]]:
         return task(
             name=name,
             task_run_name=f"{name}-{{lead.id}}",
