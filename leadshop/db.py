@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +41,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from leadshop import scoring
+from leadshop.config import get_settings
 from leadshop.leads import LeadIn
 from leadshop.models import AssessmentResult, LeadRecord
 
@@ -151,6 +152,7 @@ class Assessment(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     overall_score: Mapped[int | None]
     overall_grade: Mapped[str | None] = mapped_column(String(4))
+    opportunity: Mapped[int | None]  # scoring.opportunity: the sales ranking, best prospect first
     started_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -346,11 +348,16 @@ def assessment_status(results: list[AssessmentResult]) -> AssessmentStatus:
 
 
 def save_results(
-    engine: Engine, batch_id: str, lead_id: int, results: list[AssessmentResult]
+    engine: Engine,
+    batch_id: str,
+    lead_id: int,
+    results: list[AssessmentResult],
+    weights: Mapping[str, float] | None = None,
 ) -> str:
     """Write every section of one lead in one transaction; returns the row's status.
 
     Sections from an earlier save are cleared first, so a re-run never leaves stale ones behind.
+    ``weights`` (default: the settings') weigh the sections in the overall score.
     """
     names = [result.assessment for result in results]
     repeated = sorted({name for name in names if names.count(name) > 1})
@@ -374,13 +381,15 @@ def save_results(
                 setattr(row, SCORE_COLUMNS[result.assessment], result.score)
             if result.status == "failed":
                 errors.append(_error_line(result))
-        scores = [r.score for r in results if r.status == "completed" and r.score is not None]
-        overall = scoring.overall(scores)
+        overall = scoring.overall(
+            results, get_settings().section_weights if weights is None else weights
+        )
         row.extra_results = extra or None
         row.status = status
         row.error_message = "\n".join(errors) or (None if results else "no assessment ran")
         row.overall_score = overall
         row.overall_grade = None if overall is None else scoring.grade_for(overall)
+        row.opportunity = scoring.opportunity(results, overall)
         row.completed_at = utcnow()
     return status
 
@@ -417,7 +426,8 @@ def load_results(engine: Engine, batch_id: str, lead_id: int) -> list[Assessment
 
 
 def batch_rows(engine: Engine, batch_id: str) -> list[dict[str, Any]]:
-    """The ranked list: one flat row per lead, weakest web presence (best prospect) first.
+    """The ranked list: one flat row per lead, best prospect (highest ``opportunity``) first,
+    then the weakest web presence; leads that could not be scored last.
 
     Section status, score and grade are read inside the database, so a batch of large
     envelopes (a Lighthouse report is megabytes) is never loaded whole. Every row has the same
@@ -444,11 +454,16 @@ def batch_rows(engine: Engine, batch_id: str) -> list[dict[str, Any]]:
             Assessment.extra_results,
             Assessment.overall_score,
             Assessment.overall_grade,
+            Assessment.opportunity,
             Assessment.error_message,
         )
         .join(Lead, Lead.id == Assessment.lead_id)
         .where(Assessment.batch_id == batch_id)
-        .order_by(Assessment.overall_score.asc().nulls_last(), Lead.id)
+        .order_by(
+            Assessment.opportunity.desc().nulls_last(),
+            Assessment.overall_score.asc().nulls_last(),
+            Lead.id,
+        )
     )
     with _reading(engine) as session:
         rows = [dict(row._mapping) for row in session.execute(query)]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
-from leadshop.models import Finding, Severity
+from leadshop.models import AssessmentResult, Finding, Severity
 
 GRADE_BANDS: tuple[tuple[int, str], ...] = (
     (100, "A+"),
@@ -55,9 +55,41 @@ def log_normal_score(value: float, p10: float, median: float) -> float:
     return max(0.0, min(1.0, 0.5 * math.erfc(z)))
 
 
-def overall(scores: list[int]) -> int | None:
-    """The mean of the sections that were scored; skipped or failed ones are left out, not zero."""
-    return round(sum(scores) / len(scores)) if scores else None
+DEFAULT_WEIGHT = 0.2  # a section without a configured weight (a plugin) counts as an average one
+IMPACT_POINTS: dict[Severity, int] = {"high": 3, "medium": 2, "low": 1, "info": 0}
+FULLY_FIXABLE_POINTS = 12  # e.g. four high-severity findings, each with a fix to sell
+
+
+def overall(results: Iterable[AssessmentResult], weights: Mapping[str, float]) -> int | None:
+    """The weighted mean of the sections that were scored. Skipped or failed sections are left
+    out and the others re-weighted, never counted as zero: a site is not worse because an API
+    was down."""
+    scored = [
+        (r.score, weights.get(r.assessment, DEFAULT_WEIGHT))
+        for r in results
+        if r.status == "completed" and r.score is not None
+    ]
+    total = sum(weight for _, weight in scored if weight > 0)
+    if not total:
+        return None
+    return round(sum(score * weight for score, weight in scored if weight > 0) / total)
+
+
+def opportunity(results: Iterable[AssessmentResult], overall_score: int | None) -> int | None:
+    """0-100, higher is a better prospect: a weak site (low overall) whose findings are
+    high-impact and come with a fix the agency can sell. Half the weakness counts whatever the
+    findings; the other half in proportion to the fixable impact, up to FULLY_FIXABLE_POINTS."""
+    if overall_score is None:
+        return None
+    fixable = sum(
+        IMPACT_POINTS[finding.severity]
+        for result in results
+        if result.status == "completed"
+        for finding in result.findings
+        if finding.recommendation
+    )
+    share = min(1.0, fixable / FULLY_FIXABLE_POINTS)
+    return round((100 - overall_score) * (0.5 + 0.5 * share))
 
 
 # --- Score tables ------------------------------------------------------------------------------

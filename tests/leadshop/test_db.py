@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from leadshop import db
 from leadshop.leads import LeadIn
-from leadshop.models import AssessmentResult
+from leadshop.models import AssessmentResult, Finding
 
 BATCH = "batch-1"
 
@@ -252,7 +252,8 @@ def test_a_failed_section_is_kept_beside_the_completed_ones(db_engine: Engine) -
     assert row.security_headers["error"]["type"] == "TimeoutError"
     assert row.security_score is None
     assert row.pagespeed_data is not None and row.pagespeed_data["score"] == 90
-    assert (row.overall_score, row.overall_grade) == (80, "B+")  # failed and skipped left out
+    # failed and skipped left out, the rest weighted: (90 * 0.25 + 70 * 0.2) / 0.45 = 81.1
+    assert (row.overall_score, row.overall_grade) == (81, "B+")
     assert row.visual_analysis is None
     assert db.load_results(db_engine, BATCH, lead_id) == results
 
@@ -285,7 +286,7 @@ def test_plugin_sections_go_to_extra_results(db_engine: Engine) -> None:
 
     row = assessment_row(db_engine, lead_id)
     assert row.extra_results == {"accessibility": plugin.model_dump(mode="json")}
-    assert row.overall_score == 60
+    assert row.overall_score == 62  # (80 * 0.25 + 40 * 0.2) / 0.45: a plugin counts as average
     [ranked] = db.batch_rows(db_engine, BATCH)
     assert (ranked["accessibility_status"], ranked["accessibility_score"]) == ("completed", 40)
 
@@ -362,6 +363,31 @@ def test_batch_rows_rank_the_weakest_first_and_unscored_last(db_engine: Engine) 
     assert first["gbp_status"] is None
     assert first["error_message"] == "security: TimeoutError: took too long"
     assert len({frozenset(row) for row in rows}) == 1  # every row has the same columns
+
+
+def test_batch_rows_put_the_best_prospect_first(db_engine: Engine) -> None:
+    """Two equally weak sites: the one with high-impact findings the agency can fix ranks first;
+    weights passed to save_results decide the overall score."""
+    vague, fixable = db.upsert_leads(
+        db_engine, [lead_in(website=f"{name}.example", name=name) for name in ("vague", "fixable")]
+    )
+    db.create_batch(db_engine, BATCH, [vague, fixable], flow_run_id=None)
+    high = Finding(id="csp", severity="high", title="No CSP", recommendation="Add a CSP.")
+    weights = {"pagespeed": 1.0, "security": 0.0}
+    db.save_results(
+        db_engine,
+        BATCH,
+        vague,
+        [result(score=40), result(assessment="security", score=100)],
+        weights,
+    )
+    db.save_results(db_engine, BATCH, fixable, [result(score=40, findings=[high] * 4)], weights)
+
+    rows = db.batch_rows(db_engine, BATCH)
+
+    assert [row["name"] for row in rows] == ["fixable", "vague"]
+    assert [row["overall_score"] for row in rows] == [40, 40]  # security weighs nothing here
+    assert [row["opportunity"] for row in rows] == [60, 30]
 
 
 def test_batch_progress_counts_each_status(db_engine: Engine) -> None:
