@@ -15,7 +15,7 @@ import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -291,6 +291,27 @@ def _missing_leads(ids: list[int]) -> LookupError:
 def all_lead_ids(engine: Engine) -> list[int]:
     with _reading(engine) as session:
         return list(session.scalars(select(Lead.id).order_by(Lead.id)))
+
+
+def stale_lead_ids(engine: Engine, older_than: timedelta, now: datetime | None = None) -> list[int]:
+    """Leads never assessed with a result (completed or partial), or last assessed before
+    ``now - older_than``: what the nightly re-assessment picks up. A failed attempt does not
+    count as an assessment, so a lead whose site was down is tried again the next night."""
+    cutoff = (now or utcnow()) - older_than
+    assessed = (
+        select(Assessment.lead_id, func.max(Assessment.completed_at).label("last"))
+        .where(Assessment.status.in_(("completed", "partial")))
+        .group_by(Assessment.lead_id)
+        .subquery()
+    )
+    query = (
+        select(Lead.id)
+        .outerjoin(assessed, assessed.c.lead_id == Lead.id)
+        .where((assessed.c.last.is_(None)) | (assessed.c.last < cutoff))
+        .order_by(Lead.id)
+    )
+    with _reading(engine) as session:
+        return list(session.scalars(query))
 
 
 # --- assessments ----------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from datetime import UTC
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -477,3 +477,29 @@ def test_concurrent_writers_on_sqlite_lose_nothing(sqlite_url: str, pool: str) -
     assert progress["counts"]["completed"] == len(ids)
     with engine.connect() as connection:
         assert connection.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+
+
+def test_stale_leads_are_the_unassessed_the_failed_and_the_old(db_engine: Engine) -> None:
+    fresh, old, failing, never = db.upsert_leads(
+        db_engine, [lead_in(website=f"{name}.example") for name in ("fresh", "old", "fail", "new")]
+    )
+    db.create_batch(db_engine, "b1", [fresh, old, failing], flow_run_id=None)
+    for lead_id in (fresh, old):
+        db.save_results(db_engine, "b1", lead_id, [result()])
+    db.save_results(db_engine, "b1", failing, [failed("pagespeed")])
+    with Session(db_engine) as session, session.begin():
+        row = session.scalars(select(db.Assessment).where(db.Assessment.lead_id == old)).one()
+        row.completed_at = db.utcnow() - timedelta(days=40)
+
+    assert db.stale_lead_ids(db_engine, timedelta(days=30)) == [old, failing, never]
+    assert db.stale_lead_ids(db_engine, timedelta(days=50)) == [failing, never]
+    db.create_batch(db_engine, "b2", [old], flow_run_id=None)
+    db.save_results(db_engine, "b2", old, [result(status="skipped", score=None)])  # completed
+    assert db.stale_lead_ids(db_engine, timedelta(days=30)) == [failing, never]
+    later = db.utcnow() + timedelta(days=31)
+    assert db.stale_lead_ids(db_engine, timedelta(days=30), now=later) == [
+        fresh,
+        old,
+        failing,
+        never,
+    ]
