@@ -7,6 +7,7 @@ transaction, so a crash leaves the lead ``in_progress`` or fully stored, never h
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +115,13 @@ def finish_batch(batch_id: str, reason: str) -> list[dict[str, Any]]:
         if row["status"] not in db.FINISHED:
             db.mark_failed(engine, batch_id, row["lead_id"], reason)
     return db.batch_rows(engine, batch_id)
+
+
+@task(name="find-stale-leads", cache_policy=NO_CACHE, persist_result=False)
+def stale_leads(days: int, limit: int | None = None) -> list[int]:
+    """Leads to re-assess: never assessed with a result, or not within ``days``; lowest ids
+    first."""
+    url = get_settings().resolved_database_url
+    db.migrate(url)
+    ids = db.stale_lead_ids(db.make_engine(url), timedelta(days=days))
+    return ids[:limit] if limit is not None else ids
