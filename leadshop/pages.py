@@ -20,6 +20,11 @@ MAX_ELEMENTS = 2_000  # kept per list (links, images, metas, ...)
 MAX_JSON_LD_CHARS = 200_000  # per <script type="application/ld+json">
 SKIPPED_TEXT = frozenset({"script", "style", "noscript", "template", "head", "title"})
 VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta"})
+# What may stand in <head>; any other start tag begins the body, as in a browser, whether or not
+# </head> was written (it may be left out, and often is).
+HEAD_CONTENT = frozenset(
+    {"html", "head", "title", "meta", "link", "script", "style", "noscript", "template", "base"}
+)
 _SPACES = re.compile(r"\s+")
 
 Attributes = dict[str, str]
@@ -84,6 +89,8 @@ class _Collector(HTMLParser):
         for name, value in attrs:
             element.setdefault(name, value or "")
         facts = self.facts
+        if tag not in HEAD_CONTENT and "head" in self._open:
+            del self._open[self._open.index("head") :]
         if tag == "html" and not facts.lang:
             facts.lang = element.get("lang", "").strip()
         elif tag == "title" and facts.title is None:
@@ -96,9 +103,11 @@ class _Collector(HTMLParser):
             if element.get("type", "").strip().lower() == "application/ld+json":
                 self._json_ld = []
         elif tag == "a":
+            self._finish_anchor()  # an <a> inside an unclosed <a> ends it, as in a browser
             anchor = Anchor(element.get("href", "").strip(), "", element.get("rel", ""))
             self._anchor = (anchor, [])
         elif len(tag) == 2 and tag[0] == "h" and tag[1] in "123456":
+            self._finish_heading()  # headings do not nest: a new one ends an unclosed one
             self._heading = (int(tag[1]), [])
         if "itemtype" in element:
             _append(facts.microdata_types, element["itemtype"].strip())
@@ -109,18 +118,30 @@ class _Collector(HTMLParser):
         if tag in self._open:
             while self._open and self._open.pop() != tag:
                 pass
-        if tag == "title" and self._title is not None:
-            self.facts.title = _collapse("".join(self._title))
-            self._title = None
+        if tag == "title":
+            self._finish_title()
         elif tag == "script" and self._json_ld is not None:
             self._parse_json_ld("".join(self._json_ld))
             self._json_ld = None
-        elif tag == "a" and self._anchor is not None:
+        elif tag == "a":
+            self._finish_anchor()
+        elif self._heading is not None and tag == f"h{self._heading[0]}":
+            self._finish_heading()
+
+    def _finish_title(self) -> None:
+        if self._title is not None:
+            self.facts.title = _collapse("".join(self._title))
+            self._title = None
+
+    def _finish_anchor(self) -> None:
+        if self._anchor is not None:
             anchor, words = self._anchor
             anchor.text = _collapse(" ".join(words))
             _append(self.facts.anchors, anchor)
             self._anchor = None
-        elif self._heading is not None and tag == f"h{self._heading[0]}":
+
+    def _finish_heading(self) -> None:
+        if self._heading is not None:
             level, words = self._heading
             _append(self.facts.headings.setdefault(level, []), _collapse(" ".join(words)))
             self._heading = None
@@ -129,17 +150,19 @@ class _Collector(HTMLParser):
         if self._title is not None:
             self._title.append(data)
         if self._json_ld is not None:
-            if sum(map(len, self._json_ld)) < MAX_JSON_LD_CHARS:
-                self._json_ld.append(data)
+            room = MAX_JSON_LD_CHARS - sum(map(len, self._json_ld))
+            if room > 0:  # a cut block no longer parses: it is counted as an error
+                self._json_ld.append(data[:room])
             return
         if any(tag in SKIPPED_TEXT for tag in self._open):
             return
         for collected in (self._heading, self._anchor):
             if collected is not None:
                 collected[1].append(data)
-        if self._text_chars < MAX_TEXT_CHARS:
-            self._text.append(data)
-            self._text_chars += len(data)
+        kept = data[: max(0, MAX_TEXT_CHARS - self._text_chars)]
+        if kept:
+            self._text.append(kept)
+            self._text_chars += len(kept)
 
     def _parse_json_ld(self, source: str) -> None:
         try:
@@ -148,6 +171,10 @@ class _Collector(HTMLParser):
             self.facts.json_ld_errors += 1
 
     def result(self) -> PageFacts:
+        """The facts, elements left open at the end (a cut-off page) kept with what they read."""
+        self._finish_title()
+        self._finish_anchor()
+        self._finish_heading()
         self.facts.text = _collapse(" ".join(self._text))[:MAX_TEXT_CHARS]
         return self.facts
 

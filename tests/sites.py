@@ -1,7 +1,9 @@
 """Small scripted websites on loopback for tests: each path answers from a list of responses.
 
 A route given several responses plays them in order and then repeats the last, which is how a
-test stages "503 twice, then 200".
+test stages "503 twice, then 200". GET and POST are served alike; every request is kept in
+``Site.requests`` (method, path with query, headers, body) for tests of API clients that assert
+what was sent.
 """
 
 from __future__ import annotations
@@ -26,6 +28,16 @@ class Reply:
 NOT_FOUND = Reply(404, b"not found")
 
 
+@dataclass(frozen=True)
+class Received:
+    """One request as the server read it."""
+
+    method: str
+    target: str  # path and query, as sent
+    headers: dict[str, str]  # names lower-cased; the last of repeated headers wins
+    body: bytes = b""
+
+
 @dataclass
 class Site:
     host: str
@@ -33,6 +45,7 @@ class Site:
     routes: dict[str, list[Reply]]
     default: Reply
     hits: dict[str, int] = field(default_factory=dict)
+    requests: list[Received] = field(default_factory=list)
 
     def url(self, path: str = "/") -> str:
         return f"http://{self.host}:{self.port}{path}"
@@ -43,10 +56,18 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            self._answer(b"")
+
+        def do_POST(self) -> None:
+            self._answer(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+
+        def _answer(self, body: bytes) -> None:
             path = self.path.split("?", 1)[0]
+            headers = {name.lower(): value for name, value in self.headers.items()}
             with lock:
                 count = site.hits.get(path, 0)
                 site.hits[path] = count + 1
+                site.requests.append(Received(self.command, self.path, headers, body))
             replies = site.routes.get(path) or [site.default]
             reply = replies[min(count, len(replies) - 1)]
             if reply.delay:
