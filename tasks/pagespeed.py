@@ -53,8 +53,15 @@ import httpx
 import psutil
 from pydantic import SecretStr
 
-from leadshop.apis import MAX_MESSAGE_CHARS, ServiceError, api_client, google_error, redact, send
-from leadshop.apis import KeyTransport as _KeyTransport
+from leadshop.apis import (
+    MAX_MESSAGE_CHARS,
+    KeyTransport,
+    ServiceError,
+    api_client,
+    google_error,
+    redact,
+    send,
+)
 from leadshop.browser import chromium_path, launch_env, launch_flags
 from leadshop.config import Settings, get_settings
 from leadshop.egress import Egress, EgressGuard, chromium_proxy_flags
@@ -369,7 +376,7 @@ class PsiClient:
     ) -> None:
         self.api_url = api_url
         self._key = api_key
-        transport = _KeyTransport(httpx.AsyncHTTPTransport(verify=trust_context()), api_key)
+        transport = KeyTransport(httpx.AsyncHTTPTransport(verify=trust_context()), api_key)
         self._client = api_client(timeout, transport=transport)
 
     async def __aenter__(self) -> PsiClient:

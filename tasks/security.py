@@ -34,7 +34,6 @@ Where this differs from MDN's scanner, and why:
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import itertools
 import re
 import ssl
@@ -50,6 +49,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import BaseModel, ConfigDict, Field
 
 from leadshop.config import get_settings
+from leadshop.domains import is_ip, same_site_hosts
 from leadshop.errors import FetchError, HTTPStatusError, InvalidURL
 from leadshop.models import AssessmentResult, LeadRecord
 from leadshop.net import FetchResponse, SafeClient
@@ -766,14 +766,6 @@ def _preloaded(evidence: SecurityEvidence, host: str) -> bool:
     return any(evidence.hsts_preload.get(".".join(labels[i:])) for i in range(1, len(labels)))
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
-
-
 def _worst(problems: Iterable[Result], order: Sequence[Result]) -> Result | None:
     """MDN's "only if worse": of everything found, the result furthest down ``order``."""
     return max(problems, key=order.index, default=None)
@@ -1067,7 +1059,7 @@ class Cookie:
 
 
 def _domain_matches(host: str, domain: str) -> bool:
-    return host == domain or (not _is_ip(host) and host.endswith("." + domain))
+    return host == domain or (not is_ip(host) and host.endswith("." + domain))
 
 
 def parse_set_cookie(header: str, url: str) -> Cookie | None:
@@ -1450,39 +1442,6 @@ SRI_RESULTS = (
     R.SRI_NOT_IMPLEMENTED_BUT_ALL_SCRIPTS_LOADED_FROM_SECURE_ORIGIN,
     R.HTML_NOT_PARSEABLE,
 )
-# Public suffixes of more than one label that local businesses commonly sit under; the full
-# Public Suffix List is not shipped.
-MULTI_LABEL_SUFFIXES = frozenset(
-    {
-        "co.uk", "org.uk", "me.uk", "ltd.uk", "plc.uk", "net.uk", "ac.uk", "gov.uk",
-        "com.au", "net.au", "org.au", "id.au", "co.nz", "net.nz", "org.nz", "co.za",
-        "com.br", "com.mx", "com.ar", "com.co", "co.jp", "co.in", "co.il", "co.kr",
-        "com.cn", "com.hk", "com.sg", "com.tr", "com.tw", "com.my", "com.ph", "co.id",
-    }
-)  # fmt: skip
-
-
-def registrable_domain(host: str) -> str | None:
-    """The name a site registered (example.co.uk for www.example.co.uk); None for IPs and
-    single labels, which tldts gives no domain either."""
-    host = host.rstrip(".").lower()
-    if _is_ip(host):
-        return None
-    labels = host.split(".")
-    size = 3 if ".".join(labels[-2:]) in MULTI_LABEL_SUFFIXES else 2
-    return ".".join(labels[-size:]) if len(labels) >= size else None
-
-
-def same_site_hosts(host: str, other: str) -> bool:
-    """Same registrable domain; a host without one (an IP, localhost) is only itself.
-
-    MDN compares tldts domains, which are null for both an IP and localhost, so to MDN every such
-    host is "the same site"; its public scanner never meets them, our demo and intranets do.
-    """
-    domain, other_domain = registrable_domain(host), registrable_domain(other)
-    if domain is None or other_domain is None:
-        return host.lower() == other.lower()
-    return domain == other_domain
 
 
 def _script_verdict(

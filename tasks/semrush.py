@@ -77,13 +77,13 @@ from pydantic import SecretStr
 
 from leadshop.apis import KeyTransport, ServiceError, api_client, redact, send
 from leadshop.config import Settings, get_settings
+from leadshop.domains import registrable_domain
 from leadshop.errors import FetchError
 from leadshop.models import AssessmentResult, Finding, LeadRecord, Severity
 from leadshop.net import SafeClient, check_url, trust_context
 from leadshop.pages import PageFacts, parse_page
 from leadshop.scoring import Check, Outcome, Score, grade_for, judge_checks, log_normal_score
 from tasks.registry import assessment_task
-from tasks.security import registrable_domain
 
 ALGORITHM_VERSION = "semrush/1"
 ONPAGE_ALGORITHM_VERSION = "onpage-seo/1"

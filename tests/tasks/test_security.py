@@ -22,6 +22,7 @@ from cryptography.x509.oid import NameOID
 from leadshop import errors
 from leadshop.config import get_settings
 from leadshop.demo.sites import DemoSites
+from leadshop.domains import same_site_hosts
 from leadshop.models import LeadRecord
 from leadshop.scoring import grade_for, severity_for
 from tasks.registry import resolve
@@ -47,7 +48,6 @@ from tasks.security import (
     judge,
     observatory_score,
     parse_csp,
-    same_site_hosts,
     scan_target,
     security_task,
 )
