@@ -1,6 +1,8 @@
 """Throughput of the assess-leads flow over N leads on loopback sites.
 
     python -m bench.throughput --leads 50 [--structure chunked|per-lead|per-task] [--latency-ms 100]
+        [--assessment security --assessment semrush ...]  (default: security only, the figures
+        measure the pipeline; the browser assessments are measured by bench.browser_memory)
 
 Prints leads/hour, task runs/second and CPU milliseconds per task run (this process and its
 Dask worker processes; the Prefect server's CPU separately). ``chunked`` is the flow as shipped
@@ -82,12 +84,14 @@ def alternative_flow(structure: str) -> Any:
     from tasks.store import prepare_batch, store_lead
 
     @flow(name=f"assess-leads-{structure}", task_runner=task_runner())
-    def assess_leads_alternative(leads: list[dict[str, Any]], batch_id: str) -> dict[str, Any]:
+    def assess_leads_alternative(
+        leads: list[dict[str, Any]], batch_id: str, assessments: list[str]
+    ) -> dict[str, Any]:
         plan = prepare_batch(batch_id, flow_run.get_id(), leads=leads)
         if structure == "per-lead":
-            wait(assess_lead.map(plan.leads, unmapped(batch_id), unmapped(list(ASSESSMENTS))))
+            wait(assess_lead.map(plan.leads, unmapped(batch_id), unmapped(assessments)))
         else:
-            tasks: list[Any] = [resolve(name) for name in ASSESSMENTS]
+            tasks: list[Any] = [resolve(name) for name in assessments if name in ASSESSMENTS]
             wait(
                 [
                     store_lead.submit(batch_id, lead.id, [t.submit(lead) for t in tasks])
@@ -106,7 +110,9 @@ def main() -> None:
         "--structure", choices=("chunked", "per-lead", "per-task"), default="chunked"
     )
     parser.add_argument("--latency-ms", type=int, default=0, help="each page answer's delay")
+    parser.add_argument("--assessment", action="append", help="registered name; repeatable")
     args = parser.parse_args()
+    assessments = args.assessment or ["security"]
 
     home = tempfile.mkdtemp(prefix="leadshop-bench-")
     os.environ.update(
@@ -132,15 +138,15 @@ def main() -> None:
         cpu_before, server_before = cpu_seconds(me), cpu_seconds(server_process)
         started = time.monotonic()
         if args.structure == "chunked":
-            summary = assess_leads(leads=leads)
+            summary = assess_leads(leads=leads, assessments=assessments)
         else:
             flow = alternative_flow(args.structure)
-            summary = flow(leads=leads, batch_id=os.urandom(8).hex())
+            summary = flow(leads=leads, batch_id=os.urandom(8).hex(), assessments=assessments)
         seconds = time.monotonic() - started
         cpu = cpu_seconds(me) - cpu_before
         server_cpu = cpu_seconds(server_process) - server_before
     runs = count_task_runs(summary["flow_run_id"])
-    print(f"structure            {args.structure}")
+    print(f"structure            {args.structure}, assessments {', '.join(assessments)}")
     print(f"leads                {summary['leads']} (page latency {args.latency_ms} ms)")
     print(f"wall seconds         {seconds:.1f} (cluster start and teardown included)")
     print(f"leads/hour           {summary['leads'] * 3600 / seconds:.0f}")

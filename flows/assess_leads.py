@@ -31,7 +31,7 @@ from prefect_dask import DaskTaskRunner  # noqa: E402
 from leadshop.config import get_settings  # noqa: E402
 from leadshop.models import LeadRecord  # noqa: E402
 from tasks.lead import LEAD_TIMEOUT_SECONDS, assess_chunk  # noqa: E402
-from tasks.registry import ASSESSMENTS, resolve  # noqa: E402
+from tasks.registry import DEFAULT, resolve  # noqa: E402
 from tasks.store import BatchPlan, batch_progress, finish_batch, prepare_batch  # noqa: E402
 
 PROGRESS_SECONDS = 2.0
@@ -70,7 +70,7 @@ def assess_leads(
     """
     started = time.monotonic()
     batch_id = batch_id or uuid.uuid4().hex
-    specs = assessments or list(ASSESSMENTS)
+    specs = assessments or list(DEFAULT)
     names = [resolve(spec).name for spec in specs]  # an unknown name stops here, before any work
     plan = prepare_batch(batch_id, flow_run.get_id(), lead_ids, leads, file)
     chunks = split(plan.leads, worker_threads())

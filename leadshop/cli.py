@@ -13,6 +13,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from importlib import metadata
@@ -56,7 +57,7 @@ def import_leads(file: Path) -> None:
 
 
 def render_batch(batch_id: str) -> None:
-    """The ranked table of a batch, weakest sites (the best prospects) first."""
+    """The ranked table of a batch, best prospects (weak sites with fixable findings) first."""
     rows = db.batch_rows(_engine(), batch_id)
     shown = [
         key.removesuffix("_status")
@@ -64,14 +65,17 @@ def render_batch(batch_id: str) -> None:
         if key.endswith("_status") and any(row[key] for row in rows)
     ]
     table = Table(title=f"batch {batch_id}")
-    for column in ("#", "lead", "website", "status", *shown, "overall"):
+    for column in ("#", "lead", "website", "status", *shown, "overall", "opportunity"):
         table.add_column(column, overflow="fold")
     for rank, row in enumerate(rows, start=1):
         cells = [_grade_cell(row, section) for section in shown]
         overall = (
             f"{row['overall_grade']} ({row['overall_score']})" if row["overall_grade"] else "-"
         )
-        table.add_row(str(rank), row["name"], row["website"], row["status"], *cells, overall)
+        chance = "-" if row["opportunity"] is None else str(row["opportunity"])
+        table.add_row(
+            str(rank), row["name"], row["website"], row["status"], *cells, overall, chance
+        )
     console.print(table)
     for row in rows:
         if row["error_message"]:
@@ -158,6 +162,9 @@ def status(
         raise typer.Exit(1)
     state = db.batch_progress(engine, batch_id)
     counts = ", ".join(f"{k} {v}" for k, v in state["counts"].items())
+    console.print(
+        " · ".join(f"{n} {'up' if ok else 'DOWN'}: {d}" for n, ok, d in _service_checks())
+    )
     console.print(f"batch {batch_id}: {state['percent']:.0f}% finished ({counts})")
     render_batch(batch_id)
 
@@ -168,14 +175,15 @@ def check(
     url: str,
     as_json: Annotated[bool, typer.Option("--json", help="print the envelope as JSON")] = False,
 ) -> None:
-    """Run one assessment on one URL, without Prefect, and print its envelope."""
-    module = importlib.import_module(f"tasks.{assessment}")
+    """Run one assessment on one URL, without Prefect, and print its envelope (``llm`` runs
+    the other five first, as the flow does, and reads their envelopes)."""
+    from tasks.registry import ASSESSMENTS, FOLLOW_UPS
+
     lead = LeadRecord(id=0, name=url, website=url)
-    started = time.monotonic()
-    try:
-        result: AssessmentResult = asyncio.run(module.assess(lead))
-    except Exception as exc:
-        result = AssessmentResult.failure(assessment, exc, int((time.monotonic() - started) * 1000))
+    inputs: tuple[list[AssessmentResult], ...] = ()
+    if assessment in FOLLOW_UPS:
+        inputs = ([_checked(name, lead) for name in ASSESSMENTS],)
+    result = _checked(assessment, lead, *inputs)
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
     else:
@@ -187,6 +195,52 @@ def check(
             console.print(f"- [{finding.severity}] {finding.title}: {finding.recommendation}")
     if result.status == "failed":
         raise typer.Exit(1)
+
+
+def _checked(assessment: str, lead: LeadRecord, *inputs: object) -> AssessmentResult:
+    """One assessment's envelope; an exception becomes a failed envelope, as in the flow."""
+    started = time.monotonic()
+    try:
+        module = importlib.import_module(f"tasks.{assessment}")
+        result: AssessmentResult = asyncio.run(module.assess(lead, *inputs))
+    except Exception as exc:
+        result = AssessmentResult.failure(assessment, exc, int((time.monotonic() - started) * 1000))
+    return result
+
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent  # where prefect.yaml and flows/ live
+WORK_POOL = "leadshop"
+
+
+@app.command()
+def deploy() -> None:
+    """Create the ``leadshop`` process work pool if it is missing, then register every
+    deployment in prefect.yaml (assess-leads/adhoc, reassess-stale/nightly) with the server."""
+    env = {**os.environ, "PREFECT_API_URL": server.ensure_api_url(), "PWD": str(PROJECT_ROOT)}
+    prefect = [sys.executable, "-m", "prefect"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [*prefect, *args]
+        return subprocess.run(
+            command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=False
+        )
+
+    if run("work-pool", "inspect", WORK_POOL).returncode != 0:
+        created = run("work-pool", "create", WORK_POOL, "--type", "process")
+        if created.returncode != 0:
+            console.print(created.stdout + created.stderr)
+            raise typer.Exit(1)
+        console.print(f"created the process work pool [bold]{WORK_POOL}[/]")
+    deployed = run("--no-prompt", "deploy", "--all")
+    if deployed.returncode != 0:
+        console.print(deployed.stdout + deployed.stderr)
+        raise typer.Exit(1)
+    console.print(
+        "deployed assess-leads/adhoc and reassess-stale/nightly (03:00 UTC).\n"
+        f"Start a worker:  prefect worker start --pool {WORK_POOL}\n"
+        "Run a batch:     prefect deployment run 'assess-leads/adhoc' "
+        "--param lead_ids='[1, 2]'"
+    )
 
 
 @server_app.command("start")
@@ -238,31 +292,65 @@ def demo() -> None:
 
 @app.command()
 def doctor() -> None:
-    """What is installed and reachable."""
+    """What is installed, reachable and configured: packages, the database, the Prefect API,
+    the Dask scheduler and its workers, the browser tooling, and which paid services are used."""
     settings = get_settings()
     checks: list[tuple[str, bool, str]] = [("python", True, platform.python_version())]
-    for package in ("prefect", "prefect-dask", "dask", "distributed", "sqlalchemy", "httpx"):
+    for package in ("prefect", "prefect-dask", "dask", "distributed", "sqlalchemy", "playwright"):
         try:
             checks.append((package, True, metadata.version(package)))
         except metadata.PackageNotFoundError:
             checks.append((package, False, "not installed"))
-    checks.append(_probe("database", lambda: _ping_database(settings.resolved_database_url)))
-    api_url = os.environ.get("PREFECT_API_URL") or server.status().api_url
-    checks.append(("prefect api", server.is_healthy(api_url), api_url))
-    if settings.dask_address:
-        checks.append(_probe("dask scheduler", lambda: _ping_dask(settings.dask_address)))
-    else:
-        checks.append(("dask", True, "a LocalCluster per flow run (LEADSHOP_DASK_ADDRESS unset)"))
-    chromium = shutil.which(settings.chromium_path)
-    checks.append(
-        _probe("chromium", lambda: _version([settings.chromium_path, "--version"]))
-        if chromium
-        else ("chromium", False, f"{settings.chromium_path} not found")
-    )
+    checks += _service_checks()
+    checks.append(_tool("chromium", [settings.chromium_path, "--version"]))
+    lighthouse = settings.lighthouse_path or str(PROJECT_ROOT / "node_modules/.bin/lighthouse")
+    checks.append(_tool("lighthouse", [lighthouse, "--version"]))
+    checks.append(_tool("certutil", ["certutil"], expect_output=False))
+    for service, key, url in (
+        ("pagespeed", settings.pagespeed_api_key, "PageSpeed Insights"),
+        ("gbp", settings.places_api_key, "Google Places"),
+        ("semrush", settings.semrush_api_key, "SEMrush"),
+    ):
+        configured = key is not None and bool(key.get_secret_value())
+        checks.append((service, True, f"{url} (key set)" if configured else "local fallback"))
+    llm = f"{settings.llm_base_url} ({settings.llm_model})" if settings.llm_base_url else "rules"
+    checks.append(("llm", True, llm))
     table = Table("check", "ok", "detail")
     for name, ok, detail in checks:
         table.add_row(name, "[green]yes[/]" if ok else "[red]no[/]", detail)
     console.print(table)
+
+
+def _service_checks() -> list[tuple[str, bool, str]]:
+    """The database, the Prefect API and the Dask scheduler with its workers."""
+    settings = get_settings()
+    api_url = os.environ.get("PREFECT_API_URL") or server.status().api_url
+    checks = [
+        _probe("database", lambda: _ping_database(settings.resolved_database_url)),
+        ("prefect api", server.is_healthy(api_url), api_url),
+    ]
+    if settings.dask_address:
+        checks.append(_probe("dask scheduler", lambda: _ping_dask(settings.dask_address)))
+    else:
+        workers = f"{settings.dask_workers} workers x {settings.dask_threads_per_worker} threads"
+        checks.append(("dask", True, f"a LocalCluster per flow run ({workers})"))
+    return checks
+
+
+def _tool(name: str, command: list[str], expect_output: bool = True) -> tuple[str, bool, str]:
+    """A program's version line (or, for one without a version flag, its path); missing or
+    silent when it should speak is a failed check."""
+    path = shutil.which(command[0])
+    if path is None:
+        return name, False, f"{command[0]} not found: run `make install`"
+    if not expect_output:
+        return name, True, path
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return name, False, f"{type(exc).__name__}: {exc}"
+    said = (done.stdout or done.stderr).strip().splitlines()
+    return name, bool(said), said[0] if said else f"{command[0]} printed nothing"
 
 
 def _probe(name: str, fn: Any) -> tuple[str, bool, str]:
@@ -283,10 +371,6 @@ def _ping_dask(address: str) -> str:
 
     with Client(address, timeout=5) as client:
         return f"{address}: {len(client.scheduler_info()['workers'])} workers"
-
-
-def _version(command: list[str]) -> str:
-    return subprocess.run(command, capture_output=True, text=True, timeout=30).stdout.strip()
 
 
 if __name__ == "__main__":

@@ -19,7 +19,13 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 
 from leadshop.models import AssessmentResult, LeadRecord
-from tasks.registry import QUEUED_TIMEOUT_SECONDS, RETRY_DELAYS, TIMEOUT_SECONDS, resolve
+from tasks.registry import (
+    FOLLOW_UPS,
+    QUEUED_TIMEOUT_SECONDS,
+    RETRY_DELAYS,
+    TIMEOUT_SECONDS,
+    resolve,
+)
 from tasks.store import mark_failed, mark_in_progress, store_lead
 
 # The slowest assessment's worst case: a queued first attempt, three more, the waits between
@@ -28,15 +34,16 @@ LEAD_TIMEOUT_SECONDS = QUEUED_TIMEOUT_SECONDS + TIMEOUT_SECONDS * 3 + sum(RETRY_
 LEADS_AT_ONCE = 10  # leads in flight per chunk (per worker thread)
 
 
-async def run_assessment(spec: str, lead: LeadRecord) -> AssessmentResult:
-    """The assessment's envelope; a failure after its retries becomes a failed envelope."""
+async def run_assessment(spec: str, lead: LeadRecord, *inputs: Any) -> AssessmentResult:
+    """The assessment's envelope; a failure after its retries becomes a failed envelope.
+    ``inputs`` follow the lead: a follow-up's are the other assessments' envelopes."""
     started = time.monotonic()
     name = spec
     try:
         assessment = resolve(spec)
         name = assessment.name
         call: Any = assessment  # Task's typing has no overload for return_state on async tasks
-        state: State[AssessmentResult] = await call(lead, return_state=True)
+        state: State[AssessmentResult] = await call(lead, *inputs, return_state=True)
         outcome = await state.aresult(raise_on_failure=False)
     except Exception as exc:  # an unknown plugin name, an engine error: still only this section
         outcome = exc
@@ -55,9 +62,14 @@ async def run_assessment(spec: str, lead: LeadRecord) -> AssessmentResult:
     persist_result=False,
 )
 async def assess_lead(lead: LeadRecord, batch_id: str, assessments: list[str]) -> str:
-    """One lead: in_progress, its assessments in parallel, then one store; returns its status."""
+    """One lead: in_progress, its assessments in parallel, then the follow-ups (llm) with their
+    envelopes, then one store; returns its status."""
     await mark_in_progress(batch_id, lead.id)
-    results = list(await asyncio.gather(*(run_assessment(s, lead) for s in assessments)))
+    first = [spec for spec in assessments if spec not in FOLLOW_UPS]
+    results = list(await asyncio.gather(*(run_assessment(s, lead) for s in first)))
+    for spec in assessments:
+        if spec in FOLLOW_UPS:
+            results.append(await run_assessment(spec, lead, list(results)))
     return await store_lead(batch_id, lead.id, results)
 
 

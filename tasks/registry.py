@@ -14,7 +14,7 @@ from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 
-from leadshop.models import AssessmentResult, LeadRecord
+from leadshop.models import AssessmentResult
 
 RETRIES = 3
 RETRY_DELAYS: list[float] = [1, 2, 4]
@@ -25,14 +25,19 @@ TIMEOUT_SECONDS = 90
 QUEUED_TIMEOUT_SECONDS = 600
 
 P = ParamSpec("P")
-AssessmentTask = Task[[LeadRecord], Awaitable[AssessmentResult]]
 
 # name -> "module:attribute" of its task, imported lazily so a worker loads only what runs.
+# These run side by side per lead, each given the lead only.
 ASSESSMENTS: dict[str, str] = {
-    "security": "tasks.security:security_task",
     "pagespeed": "tasks.pagespeed:pagespeed_task",
+    "security": "tasks.security:security_task",
+    "gbp": "tasks.gbp:gbp_task",
+    "semrush": "tasks.semrush:semrush_task",
     "visual": "tasks.visual:visual_task",
 }
+# These run once the others are done and are given their envelopes too: (lead, results).
+FOLLOW_UPS: dict[str, str] = {"llm": "tasks.llm:llm_task"}
+DEFAULT: list[str] = [*ASSESSMENTS, *FOLLOW_UPS]
 
 
 def is_transient(exc: BaseException | None) -> bool:
@@ -70,12 +75,12 @@ def assessment_task(
     return wrap
 
 
-def resolve(name: str) -> AssessmentTask:
+def resolve(name: str) -> Task[..., Awaitable[AssessmentResult]]:
     """A registered name, or ``module:attribute`` for an assessment shipped elsewhere (plugins)."""
-    spec = ASSESSMENTS.get(name, name)
+    spec = ASSESSMENTS.get(name) or FOLLOW_UPS.get(name) or name
     module_name, sep, attribute = spec.partition(":")
     if not sep:
-        known = ", ".join(sorted(ASSESSMENTS))
+        known = ", ".join(DEFAULT)
         raise ValueError(f"unknown assessment {name!r}; known: {known}, or give module:attribute")
     found = getattr(importlib.import_module(module_name), attribute)
     if not isinstance(found, Task):

@@ -87,6 +87,24 @@ def test_demo_ranks_the_demo_sites(flow_env: str) -> None:
     assert set(rows) == {spec.name for spec in CATALOG}
     for spec in CATALOG:  # each site's security cell shows the grade its posture is built for
         assert re.search(rf"│ {re.escape(spec.grade)} \(\d+\)", rows[spec.name]), rows[spec.name]
-    overall = [int(re.findall(r"\((\d+)\)", line)[-1]) for line in rows.values()]
-    assert overall == sorted(overall)  # weakest first: the best prospects lead the ranking
+    ranked = sorted(rows.values(), key=result.stdout.index)
+    chances = [int(line.rstrip("│ ").rsplit("│", 1)[-1]) for line in ranked]
+    assert chances == sorted(chances, reverse=True)  # the best prospects lead the ranking
     assert "/runs/flow-run/" in result.stdout
+
+
+@pytest.mark.slow
+def test_doctor_reports_the_services_and_the_browser_tooling(dask_scheduler: str) -> None:
+    result = leadshop("doctor")
+    assert result.returncode == 0, result.stderr
+    rows = {
+        cells[0]: (cells[1], cells[2])
+        for line in result.stdout.splitlines()
+        if (cells := [cell.strip() for cell in line.strip("│ ").split("│")]) and len(cells) == 3
+    }
+    assert rows["prefect api"] == ("yes", os.environ["PREFECT_API_URL"])
+    assert rows["dask scheduler"] == ("yes", f"{dask_scheduler}: 2 workers")
+    assert rows["database"][0] == "yes"
+    assert rows["chromium"][1].startswith("Chromium ")
+    assert rows["lighthouse"] == ("yes", "12.2.3")
+    assert rows["llm"] == ("yes", "rules")
