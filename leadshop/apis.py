@@ -125,7 +125,15 @@ def google_error(response: httpx.Response) -> GoogleError | None:
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
         return None
-    details = [item for item in error.get("errors") or [] if isinstance(item, dict)]
+    # Older APIs (PSI) list reasons in ``errors``; newer ones (Places) as ``google.rpc.ErrorInfo``
+    # entries of ``details``.
+    details = [
+        item
+        for key in ("errors", "details")
+        if isinstance(error.get(key), list)
+        for item in error[key]
+        if isinstance(item, dict)
+    ]
     return GoogleError(
         code=int(error.get("code") or response.status_code),
         status=str(error.get("status") or ""),
