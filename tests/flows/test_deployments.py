@@ -35,8 +35,8 @@ def test_prefect_yaml_shares_the_pool_and_schedules_the_nightly_run() -> None:
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     deployments = {d["name"]: d for d in spec["deployments"]}
     assert set(deployments) == {"adhoc", "nightly"}
-    assert deployments["adhoc"]["entrypoint"] == "flows/assess_leads.py:assess_leads"
-    assert deployments["nightly"]["entrypoint"] == "flows/reassess_stale.py:reassess_stale"
+    assert deployments["adhoc"]["entrypoint"] == "flows.assess_leads.assess_leads"
+    assert deployments["nightly"]["entrypoint"] == "flows.reassess_stale.reassess_stale"
     for deployment in deployments.values():
         assert deployment["work_pool"] == spec["definitions"]["work_pools"]["leadshop"]
         assert deployment["enforce_parameter_schema"] is True
