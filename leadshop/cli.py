@@ -170,6 +170,63 @@ def status(
 
 
 @app.command()
+def report(
+    lead_id: Annotated[int | None, typer.Argument(help="omit for the whole batch")] = None,
+    batch: Annotated[str | None, typer.Option(help="batch id (default: latest)")] = None,
+    out: Annotated[Path | None, typer.Option(help="the file, or for a batch the folder")] = None,
+) -> None:
+    """Write a self-contained HTML report for one lead (its latest batch unless --batch), or
+    for every lead of a batch with a ranked index.html; prints the path."""
+    from leadshop.reports import html
+
+    engine, home = _engine(), get_settings().home
+    try:
+        if lead_id is not None:
+            target = out or home / "reports" / html.LEAD_FILE.format(lead_id=lead_id)
+            if target.is_dir():
+                target = target / html.LEAD_FILE.format(lead_id=lead_id)
+            written = html.write_lead_report(engine, lead_id, target, batch)
+        else:
+            batch_id = batch or _latest_batch(engine)
+            folder = out or home / "reports" / f"batch-{batch_id}"
+            written = html.write_batch_reports(engine, batch_id, folder)
+    except LookupError as exc:
+        typer.echo(exc.args[0], err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(str(written.resolve()))
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Option(help="the file to write")],
+    fmt: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
+    batch: Annotated[str | None, typer.Option(help="batch id (default: latest)")] = None,
+) -> None:
+    """Write a batch's ranked list (best prospects first) as CSV or JSON, every section's
+    status, score and grade included; CSV cells are safe to open in a spreadsheet."""
+    from leadshop.reports.export import ExportFormat, write_export
+
+    if fmt not in set(ExportFormat):
+        raise typer.BadParameter("csv or json", param_hint="--format")
+    engine = _engine()
+    batch_id = batch or _latest_batch(engine)
+    try:
+        count = write_export(engine, batch_id, ExportFormat(fmt), out)
+    except LookupError as exc:
+        typer.echo(exc.args[0], err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"exported {count} leads of batch {batch_id} to {out.resolve()}")
+
+
+def _latest_batch(engine: Any) -> str:
+    batch_id = db.latest_batch_id(engine)
+    if batch_id is None:
+        console.print("no batch yet: run `leadshop assess`")
+        raise typer.Exit(1)
+    return batch_id
+
+
+@app.command()
 def check(
     assessment: str,
     url: str,

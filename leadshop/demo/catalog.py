@@ -13,7 +13,11 @@ CORS reflection) lives in ``sites.py``. Header values and HTML snippets may name
 
 One site also serves two pages that no link leads to, a heavy slow one and a lean fast one
 (``speed_pages``), built to land far apart in the visual and performance assessments. They sit
-beside that site's home page so that no scan of the six sites' home pages changes.
+beside that site's home page so that no scan of the sites' home pages changes.
+
+One site is hostile: a hacked yoga studio whose ``<title>`` carries a raw script tag and an
+``<img onerror>`` (``raw_title``, ``HOSTILE_MARKUP``). Scanners read that markup as the page's
+title and heading, so it flows into findings and data: the demo's proof that reports escape it.
 """
 
 from __future__ import annotations
@@ -57,6 +61,10 @@ CHAT_WIDGET_JS = b"""(function () {
   document.body.appendChild(bubble);
 })();
 """
+
+# What an attacker injected into the yoga studio's CMS: it reaches every scanner as the page's
+# title and top heading, and must reach every report as text.
+HOSTILE_MARKUP = '<script>alert("pwned")</script><img src=x onerror="alert(\'pwned\')">'
 
 HEAVY_PATH = "/heavy"
 LEAN_PATH = "/lean"
@@ -133,6 +141,9 @@ class SiteSpec:
     alt_text: bool = True
     copyright_year: int | None = None  # None: the current year; an old one dates the site
     speed_pages: bool = False  # also serve HEAVY_PATH and LEAN_PATH
+    # Goes into <title> as is, unescaped: a hacked CMS's injected markup, which our reports
+    # must show as text. None: the title is built (escaped) from the name and the tagline.
+    raw_title: str | None = None
 
     @property
     def address(self) -> str:
@@ -396,6 +407,40 @@ CATALOG: tuple[SiteSpec, ...] = (
         description="Auto repair in North Portland: brakes, diagnostics, tires and oil changes "
         "by ASE-certified technicians.",
     ),
+    SiteSpec(
+        slug="lotus-flow-yoga",
+        name="Lotus Flow Yoga Studio",
+        tagline=HOSTILE_MARKUP + " Breathe, stretch, belong",
+        phone="(541) 555-0151",
+        email="namaste@lotusflowyoga.example",
+        street="118 W 5th Avenue",
+        city="Bend",
+        region="OR",
+        postal_code="97701",
+        services=(
+            "Beginner vinyasa",
+            "Hot yoga",
+            "Prenatal classes",
+            "Meditation workshops",
+            "Teacher training",
+        ),
+        about="A small studio above the bike shop, run by two teachers since 2016. Its website "
+        "runs an old CMS plugin that someone has used to inject a script into every page title.",
+        hours=(("Mon-Fri", "6:00-20:30"), ("Sat-Sun", "8:00-12:00")),
+        accent="#7c3aed",
+        grade="F",
+        expected="F (10): HTTP only (no TLS, no redirect, no HSTS), no CSP, no nosniff, a "
+        "login cookie without Secure/HttpOnly/SameSite (not a session name: -20, not -40); "
+        "X-Frame-Options SAMEORIGIN (bonus withheld below 90); WordPress disclosed; hacked: "
+        "its <title> carries a raw <script> and an <img onerror>",
+        tls=False,
+        server="Apache/2.4.41 (Ubuntu)",
+        headers=(("X-Frame-Options", "SAMEORIGIN"), ("X-Powered-By", "WordPress")),
+        cookies=("wordpress_logged_in={token}; path=/",),
+        description="Yoga classes in downtown Bend: vinyasa, hot yoga, prenatal and meditation.",
+        copyright_year=2019,
+        raw_title="Lotus Flow Yoga Studio | " + HOSTILE_MARKUP,
+    ),
 )
 
 
@@ -473,7 +518,7 @@ def home_page(spec: SiteSpec, links: Links) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         if spec.viewport
         else "",
-        f"<title>{name} | {escape(spec.tagline)}</title>",
+        f"<title>{spec.raw_title or f'{name} | {escape(spec.tagline)}'}</title>",
         f'<meta name="description" content="{escape(spec.description)}">'
         if spec.description
         else "",
