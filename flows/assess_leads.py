@@ -20,6 +20,8 @@ from typing import Any  # noqa: E402
 import distributed  # noqa: E402
 from prefect import flow, get_run_logger, unmapped  # noqa: E402
 from prefect.artifacts import (  # noqa: E402
+    create_link_artifact,
+    create_markdown_artifact,
     create_progress_artifact,
     create_table_artifact,
     update_progress_artifact,
@@ -30,11 +32,20 @@ from prefect_dask import DaskTaskRunner  # noqa: E402
 
 from leadshop.config import get_settings  # noqa: E402
 from leadshop.models import LeadRecord  # noqa: E402
+from leadshop.reports.html import LEAD_FILE  # noqa: E402
+from leadshop.reports.markdown import escape_cell, top_prospects_markdown  # noqa: E402
 from tasks.lead import LEAD_TIMEOUT_SECONDS, assess_chunk  # noqa: E402
 from tasks.registry import DEFAULT, resolve  # noqa: E402
-from tasks.store import BatchPlan, batch_progress, finish_batch, prepare_batch  # noqa: E402
+from tasks.store import (  # noqa: E402
+    BatchPlan,
+    batch_progress,
+    finish_batch,
+    prepare_batch,
+    write_reports,
+)
 
 PROGRESS_SECONDS = 2.0
+LINKED_REPORTS = 5  # the best prospects whose reports get a link artifact of their own
 # If no lead finishes for this long, the rest are given up: a lost Dask worker can leave its
 # Prefect task run RUNNING forever (PrefectHQ/prefect#21638); every lead has its own timeout.
 STALL_SECONDS = LEAD_TIMEOUT_SECONDS + 60
@@ -78,6 +89,8 @@ def assess_leads(
     rows = finish_batch(batch_id, LOST)
     summary = summarise(batch_id, plan, rows, time.monotonic() - started)
     publish(summary, names)
+    if rows:
+        publish_reports(batch_id, rows)
     return summary
 
 
@@ -162,3 +175,26 @@ def publish(summary: dict[str, Any], names: list[str]) -> None:
     )
     create_table_artifact(table=table, key="assess-leads-batch", description=description)
     get_run_logger().info(description)
+
+
+def publish_reports(batch_id: str, rows: list[dict[str, Any]]) -> None:
+    """The top prospects as markdown, and links to the reports written for the batch. A report
+    that cannot be written costs its links, never the batch."""
+    create_markdown_artifact(
+        markdown=top_prospects_markdown(rows), key="assess-leads-top-prospects"
+    )
+    state = write_reports(batch_id, return_state=True)
+    if not state.is_completed():
+        get_run_logger().warning("No reports for batch %s: %s", batch_id, state.message)
+        return
+    index = state.result()
+    create_link_artifact(
+        link=index.as_uri(), link_text="All reports of the batch", key="assess-leads-reports"
+    )
+    for row in rows[:LINKED_REPORTS]:
+        report = index.parent / LEAD_FILE.format(lead_id=row["lead_id"])
+        create_link_artifact(
+            link=report.as_uri(),
+            link_text=f"Report: {escape_cell(row['name'])}",
+            key=f"lead-report-{row['lead_id']}",
+        )

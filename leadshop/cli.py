@@ -188,7 +188,7 @@ def report(
             written = html.write_lead_report(engine, lead_id, target, batch)
         else:
             batch_id = batch or _latest_batch(engine)
-            folder = out or home / "reports" / f"batch-{batch_id}"
+            folder = out or html.batch_folder(home, batch_id)
             written = html.write_batch_reports(engine, batch_id, folder)
     except LookupError as exc:
         typer.echo(exc.args[0], err=True)

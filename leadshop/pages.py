@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from html import unescape
 from html.parser import HTMLParser
 from typing import Any
 
@@ -95,6 +96,9 @@ class _Collector(HTMLParser):
             facts.lang = element.get("lang", "").strip()
         elif tag == "title" and facts.title is None:
             self._title = []
+            # A title is text up to </title> (RCDATA), as browsers read it: markup inside is
+            # literal, so a hacked "<script>" title is kept as written, not dropped.
+            self.set_cdata_mode("title")
         elif tag in ("meta", "link", "img", "iframe"):
             kept = {"meta": facts.metas, "link": facts.links, "img": facts.images}
             _append(kept.get(tag, facts.iframes), element)
@@ -130,7 +134,7 @@ class _Collector(HTMLParser):
 
     def _finish_title(self) -> None:
         if self._title is not None:
-            self.facts.title = _collapse("".join(self._title))
+            self.facts.title = _collapse(unescape("".join(self._title)))
             self._title = None
 
     def _finish_anchor(self) -> None:
@@ -172,6 +176,8 @@ class _Collector(HTMLParser):
 
     def result(self) -> PageFacts:
         """The facts, elements left open at the end (a cut-off page) kept with what they read."""
+        if self._title is not None:  # a title never closed: the parser still holds its text
+            self._title.append(self.rawdata)
         self._finish_title()
         self._finish_anchor()
         self._finish_heading()

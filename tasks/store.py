@@ -20,6 +20,7 @@ from leadshop import db
 from leadshop.config import get_settings
 from leadshop.leads import ImportReport, parse_leads, parse_records
 from leadshop.models import AssessmentResult, LeadRecord
+from leadshop.reports.html import batch_folder, write_batch_reports
 
 
 class Rejected(BaseModel):
@@ -125,3 +126,11 @@ def stale_leads(days: int, limit: int | None = None) -> list[int]:
     db.migrate(url)
     ids = db.stale_lead_ids(db.make_engine(url), timedelta(days=days))
     return ids[:limit] if limit is not None else ids
+
+
+@task(name="write-reports", cache_policy=NO_CACHE, persist_result=False)
+def write_reports(batch_id: str) -> Path:
+    """Every lead's HTML report and the batch index, where ``leadshop report --batch`` puts
+    them; returns the index."""
+    folder = batch_folder(get_settings().home, batch_id)
+    return write_batch_reports(_engine(), batch_id, folder)

@@ -395,6 +395,12 @@ def write_lead_report(engine: Engine, lead_id: int, out: Path, batch_id: str | N
     return _write(out, html)
 
 
+def batch_folder(home: Path, batch_id: str) -> Path:
+    """Where a batch's reports go unless told otherwise: the flow writes them there, and
+    ``leadshop report --batch`` does too."""
+    return (home / "reports" / f"batch-{batch_id}").resolve()
+
+
 def write_batch_reports(engine: Engine, batch_id: str, out_dir: Path) -> Path:
     """Write every lead's report of the batch and ``index.html`` into ``out_dir``; returns the
     index."""

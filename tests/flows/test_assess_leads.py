@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 from uuid import UUID
 
 import pytest
@@ -14,6 +18,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import TaskRun
 
 from leadshop import db
+from tasks.registry import DEFAULT
 from tests.sites import Reply, serve
 
 pytestmark = pytest.mark.slow
@@ -76,13 +81,23 @@ def test_batch_is_assessed_stored_and_reported(flow_env: str) -> None:
         assert flow_run.state is not None and flow_run.state.is_completed()
         runs = task_runs(client, summary["flow_run_id"])
         for lead in (strict_row, bare_row):
-            for name in ("lead", "security", "store"):
+            for name in ("lead", *DEFAULT, "store"):  # the six assessments, each its own run
                 run = runs[f"{name}-{lead['lead_id']}"]
                 assert run.state is not None and run.state.is_completed(), run.name
         artifacts = {a.key: a for a in client.read_artifacts() if a.flow_run_id == flow_run.id}
     assert artifacts["assess-leads-progress"].data == 100.0
     table = artifacts["assess-leads-batch"]
     assert "Bare Plumbing" in str(table.data) and "leads/hour" in (table.description or "")
+    prospects = str(artifacts["assess-leads-top-prospects"].data)
+    assert prospects.index("Bare Plumbing") < prospects.index("Strict Dental")
+    link = re.fullmatch(r"\[.*\]\((.+)\)", str(artifacts["assess-leads-reports"].data))
+    assert link is not None  # a link artifact is stored as markdown
+    index = Path(url2pathname(urlsplit(link[1]).path))
+    assert "Bare Plumbing" in index.read_text() and "Strict Dental" in index.read_text()
+    for lead in (strict_row, bare_row):
+        report = str(artifacts[f"lead-report-{lead['lead_id']}"].data)
+        assert lead["name"] in report
+        assert index.with_name(f"lead-{lead['lead_id']}.html").is_file()
 
 
 def test_transient_failure_is_retried_after_one_then_two_seconds(flow_env: str) -> None:

@@ -195,3 +195,13 @@ def test_elements_left_open_keep_their_text() -> None:
     assert facts.headings == {1: ["One"], 2: ["Two"]}  # a new heading ends an unclosed one
     assert facts.anchors == [Anchor("/a", "first"), Anchor("/b", "second")]
     assert facts.text == "One Two first second"
+
+
+def test_title_markup_is_literal_text_as_browsers_read_it() -> None:
+    facts = parse_page(
+        "<head><title>Yoga <script>alert('pwned')</script> &amp; more</title>"
+        '<meta name="description" content="after"></head><body><h1>Hi</h1></body>'
+    )
+    assert facts.title == "Yoga <script>alert('pwned')</script> & more"
+    assert facts.meta("description") == "after"  # parsing goes on after </title>
+    assert facts.headings == {1: ["Hi"]}
