@@ -22,7 +22,6 @@ from leadshop.demo.sites import DemoSites
 from leadshop.egress import Egress
 from leadshop.models import LeadRecord
 from leadshop.net import IPAddress, address_kind
-from leadshop.scoring import grade_for, severity_for
 from tasks import visual
 from tasks.registry import QUEUED_TIMEOUT_SECONDS
 from tasks.visual import (
@@ -48,6 +47,7 @@ from tasks.visual import (
     png_size,
     visual_task,
 )
+from tests import score_tables
 from tests.fixtures_demo import demo_environment
 from tests.sites import Reply, serve
 
@@ -145,49 +145,23 @@ CASES: dict[Result, VisualEvidence] = {
 
 
 def owner(result: Result):
-    (check,) = (check for check in CHECKS if result in check.results)
-    return check
+    return score_tables.owner(CHECKS, result)
 
 
 # --- Judge, without a browser -------------------------------------------------------------------
 
 
 def test_score_table_result_codes_and_checks_match_both_ways():
-    assert set(SCORE_TABLE) == set(Result)
-    owned = [result for check in CHECKS for result in check.results]
-    assert len(owned) == len(set(owned))  # no code belongs to two checks
-    assert set(owned) == set(Result)
-    assert set(CASES) == set(Result)
-    assert len({check.name for check in CHECKS}) == len(CHECKS)
+    score_tables.assert_codes_match(SCORE_TABLE, Result, CHECKS, CASES)
 
 
 def test_score_table_wording_and_points():
-    for result, score in SCORE_TABLE.items():
-        assert score.description.endswith("."), result
-        if score.passed:
-            assert score.modifier == 0, result
-        else:
-            assert score.modifier < 0 and score.recommendation, result
+    score_tables.assert_wording_and_points(SCORE_TABLE)
 
 
 @pytest.mark.parametrize("result", list(Result), ids=str)
 def test_each_result_code_from_evidence(result: Result):
-    case = CASES[result]
-    assert owner(result).check(case).result is result
-    envelope = judge(case)
-    score = SCORE_TABLE[result]
-    assert envelope.score == 100 + score.modifier  # the case changes only this check
-    assert envelope.grade == grade_for(envelope.score)
-    assert envelope.data["checks"][owner(result).name]["result"] == result.value
-    findings = {finding.id: finding for finding in envelope.findings}
-    if score.passed:
-        assert not findings
-    else:
-        (finding,) = findings.values()
-        assert finding.id == result.value
-        assert finding.severity == severity_for(score.modifier)
-        assert finding.recommendation == score.recommendation
-        assert score.description in finding.title
+    score_tables.assert_only_its_check_changes(result, CASES[result], CHECKS, SCORE_TABLE, judge)
 
 
 def test_a_site_that_passes_everything():
