@@ -30,6 +30,7 @@ from leadshop import db, server
 from leadshop.config import get_settings
 from leadshop.leads import parse_leads
 from leadshop.models import AssessmentResult, LeadRecord
+from leadshop.reports import html
 
 app = typer.Typer(help="Assess local businesses' websites, grade them and rank the leads.")
 server_app = typer.Typer(help="The local Prefect server that tracks flow runs.")
@@ -57,25 +58,27 @@ def import_leads(file: Path) -> None:
 
 
 def render_batch(batch_id: str) -> None:
-    """The ranked table of a batch, best prospects (weak sites with fixable findings) first."""
+    """The ranked table of a batch, best prospects (weak sites with fixable findings) first:
+    one grade per graded section, so it fits a terminal; reports and exports have the rest."""
     rows = db.batch_rows(_engine(), batch_id)
     shown = [
-        key.removesuffix("_status")
+        key.removesuffix("_grade")
         for key in (rows[0] if rows else {})
-        if key.endswith("_status") and any(row[key] for row in rows)
+        if key.endswith("_grade") and key != "overall_grade" and any(row[key] for row in rows)
     ]
     table = Table(title=f"batch {batch_id}")
-    for column in ("#", "lead", "website", "status", *shown, "overall", "opportunity"):
-        table.add_column(column, overflow="fold")
+    table.add_column("#", justify="right")
+    table.add_column("lead", overflow="fold", min_width=12)
+    table.add_column("status")
+    for column in (*shown, "overall", "opportunity"):
+        table.add_column(column, no_wrap=True)
     for rank, row in enumerate(rows, start=1):
         cells = [_grade_cell(row, section) for section in shown]
         overall = (
             f"{row['overall_grade']} ({row['overall_score']})" if row["overall_grade"] else "-"
         )
         chance = "-" if row["opportunity"] is None else str(row["opportunity"])
-        table.add_row(
-            str(rank), row["name"], row["website"], row["status"], *cells, overall, chance
-        )
+        table.add_row(str(rank), row["name"], row["status"], *cells, overall, chance)
     console.print(table)
     for row in rows:
         if row["error_message"]:
@@ -86,9 +89,7 @@ def _grade_cell(row: dict[str, Any], section: str) -> str:
     status = row[f"{section}_status"]
     if status == "failed":
         return "[red]failed[/]"
-    if row[f"{section}_grade"]:
-        return f"{row[f'{section}_grade']} ({row[f'{section}_score']})"
-    return str(status or "-")
+    return str(row[f"{section}_grade"] or status or "-")
 
 
 def _run_flow(**parameters: Any) -> dict[str, Any]:
@@ -131,6 +132,9 @@ def _run_flow(**parameters: Any) -> dict[str, Any]:
         f"{summary['leads']} leads in {summary['seconds']} s ({summary['leads_per_hour']} "
         f"leads/hour). Flow run: {server.flow_run_url(api_url, summary['flow_run_id'])}"
     )
+    index = html.batch_folder(get_settings().home, batch_id) / html.INDEX_FILE
+    if index.is_file():
+        console.print(f"Reports: {index.as_uri()}")
     return summary
 
 
@@ -177,8 +181,6 @@ def report(
 ) -> None:
     """Write a self-contained HTML report for one lead (its latest batch unless --batch), or
     for every lead of a batch with a ranked index.html; prints the path."""
-    from leadshop.reports import html
-
     engine, home = _engine(), get_settings().home
     try:
         if lead_id is not None:

@@ -7,7 +7,10 @@ import os
 import re
 import subprocess
 import sys
+from html import escape
 from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import pytest
 
@@ -85,12 +88,20 @@ def test_demo_ranks_the_demo_sites(flow_env: str) -> None:
         if line.startswith("│") and spec.name in line
     }
     assert set(rows) == {spec.name for spec in CATALOG}
+    header = next(line for line in result.stdout.splitlines() if line.startswith("┃"))
+    columns = [cell.strip() for cell in header.strip("┃").split("┃")]
+    sections = ["pagespeed", "security", "gbp", "semrush", "visual"]
+    assert columns[3:] == [*sections, "overall", "opportunity"]  # llm has no grade
+    cells = {name: [c.strip() for c in line.strip("│").split("│")] for name, line in rows.items()}
     for spec in CATALOG:  # each site's security cell shows the grade its posture is built for
-        assert re.search(rf"│ {re.escape(spec.grade)} \(\d+\)", rows[spec.name]), rows[spec.name]
-    ranked = sorted(rows.values(), key=result.stdout.index)
-    chances = [int(line.rstrip("│ ").rsplit("│", 1)[-1]) for line in ranked]
+        assert cells[spec.name][columns.index("security")] == spec.grade, rows[spec.name]
+    ranked = sorted(rows, key=lambda name: result.stdout.index(rows[name]))
+    chances = [int(cells[name][-1]) for name in ranked]
     assert chances == sorted(chances, reverse=True)  # the best prospects lead the ranking
     assert "/runs/flow-run/" in result.stdout
+    [index] = re.findall(r"Reports: (file://\S+)", result.stdout)
+    page = Path(url2pathname(urlsplit(index).path)).read_text()
+    assert all(escape(spec.name) in page for spec in CATALOG)
 
 
 @pytest.mark.slow
