@@ -57,6 +57,14 @@ def import_leads(file: Path) -> None:
         raise typer.Exit(1)
 
 
+# Short column names keep the ranked table inside an 80-column terminal.
+SHORT_NAMES = {"pagespeed": "speed", "security": "sec", "semrush": "seo"}
+TABLE_CAPTION = (
+    "speed = pagespeed, sec = security, seo = semrush; opp = opportunity, 0-100: weak sites "
+    "with fixable findings score high"
+)
+
+
 def render_batch(batch_id: str) -> None:
     """The ranked table of a batch, best prospects (weak sites with fixable findings) first:
     one grade per graded section, so it fits a terminal; reports and exports have the rest."""
@@ -66,19 +74,18 @@ def render_batch(batch_id: str) -> None:
         for key in (rows[0] if rows else {})
         if key.endswith("_grade") and key != "overall_grade" and any(row[key] for row in rows)
     ]
-    table = Table(title=f"batch {batch_id}")
+    table = Table(title=f"batch {batch_id}", caption=TABLE_CAPTION)
     table.add_column("#", justify="right")
     table.add_column("lead", overflow="fold", min_width=12)
-    table.add_column("status")
-    for column in (*shown, "overall", "opportunity"):
-        table.add_column(column, no_wrap=True)
+    for column in (*shown, "overall", "opp"):
+        table.add_column(SHORT_NAMES.get(column, column), no_wrap=True)
     for rank, row in enumerate(rows, start=1):
         cells = [_grade_cell(row, section) for section in shown]
         overall = (
             f"{row['overall_grade']} ({row['overall_score']})" if row["overall_grade"] else "-"
         )
         chance = "-" if row["opportunity"] is None else str(row["opportunity"])
-        table.add_row(str(rank), row["name"], row["status"], *cells, overall, chance)
+        table.add_row(str(rank), row["name"], *cells, overall, chance)
     console.print(table)
     for row in rows:
         if row["error_message"]:
