@@ -73,14 +73,13 @@ def prefect_api() -> str:
     return str(outcome["url"])
 
 
-@pytest.fixture
-def flow_env(
-    prefect_api: str, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[str]:
-    """Settings for a flow run on a small LocalCluster that may fetch loopback sites."""
+def set_flow_env(monkeypatch: pytest.MonkeyPatch, db_url: str, folder: Path) -> None:
+    """The environment a test's flow runs (and the processes it starts) see: this database,
+    a home and artifacts under ``folder``, one small LocalCluster, loopback sites allowed."""
     for name, value in {
         "LEADSHOP_DATABASE_URL": db_url,
-        "LEADSHOP_HOME": str(tmp_path / "home"),
+        "LEADSHOP_HOME": str(folder / "home"),
+        "LEADSHOP_ARTIFACTS_DIR": str(folder / "artifacts"),
         "LEADSHOP_ALLOW_PRIVATE_NETWORKS": "true",
         "LEADSHOP_DASK_ADDRESS": "",
         "LEADSHOP_DASK_WORKERS": "1",
@@ -89,6 +88,14 @@ def flow_env(
     }.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def flow_env(
+    prefect_api: str, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """Settings for a flow run on a small LocalCluster that may fetch loopback sites."""
+    set_flow_env(monkeypatch, db_url, tmp_path)
     yield db_url
     get_settings.cache_clear()
 

@@ -10,6 +10,7 @@ import pytest
 from nbclient import NotebookClient
 
 from leadshop.demo.catalog import CATALOG
+from tests.fixtures_prefect import set_flow_env
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "examples" / "quickstart.ipynb"
 CELL_TIMEOUT = 420  # the batch cell: three leads, six assessments each, Lighthouse included
@@ -23,14 +24,7 @@ def printed(cell: nbformat.NotebookNode) -> str:
 def test_quickstart_notebook_runs_and_shows_the_batch(
     prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in {
-        "LEADSHOP_DATABASE_URL": f"sqlite:///{tmp_path / 'notebook.db'}",
-        "LEADSHOP_HOME": str(tmp_path / "home"),
-        "LEADSHOP_ARTIFACTS_DIR": str(tmp_path / "artifacts"),
-        "LEADSHOP_DASK_WORKERS": "1",
-        "LEADSHOP_DASK_DASHBOARD_ADDRESS": ":0",
-    }.items():
-        monkeypatch.setenv(name, value)
+    set_flow_env(monkeypatch, f"sqlite:///{tmp_path / 'notebook.db'}", tmp_path)
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
 

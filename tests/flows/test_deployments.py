@@ -14,6 +14,7 @@ import yaml
 
 from leadshop import db
 from leadshop.leads import LeadIn
+from tests.fixtures_prefect import set_flow_env
 from tests.leadshop.test_cli import leadshop
 from tests.sites import Reply, serve
 
@@ -49,14 +50,7 @@ def test_a_deployment_run_is_picked_up_by_a_worker_and_stored(
     prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = f"sqlite:///{tmp_path / 'deployed.db'}"
-    for name, value in {
-        "LEADSHOP_DATABASE_URL": url,
-        "LEADSHOP_HOME": str(tmp_path / "home"),
-        "LEADSHOP_ALLOW_PRIVATE_NETWORKS": "true",
-        "LEADSHOP_DASK_WORKERS": "1",
-        "LEADSHOP_DASK_DASHBOARD_ADDRESS": ":0",
-    }.items():
-        monkeypatch.setenv(name, value)
+    set_flow_env(monkeypatch, url, tmp_path)
     db.migrate(url)
     with serve({"/": [Reply()]}) as site:
         [lead_id] = db.upsert_leads(db.make_engine(url), [LeadIn(name="Deli", website=site.url())])
