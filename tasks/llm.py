@@ -797,7 +797,8 @@ def _rule_summary(
         parts.append(f"{checked}.")
     high = sum(f.severity == "high" for result in evidence.used for f in result.findings)
     if picked:
-        parts.append(f"{high} high-severity issues; the first to raise: {picked[0][1].title}.")
+        first = picked[0][1].title.rstrip(".")
+        parts.append(f"{high} high-severity issues; the first to raise: {first}.")
     else:
         parts.append("No issues worth raising were found.")
     return with_missing_note(" ".join(parts), evidence.missing)
