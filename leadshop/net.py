@@ -92,6 +92,13 @@ def check_url(url: str) -> httpx.URL:
 AddressPolicy = Callable[[IPAddress], str | None]
 
 
+def lead_url(website: str) -> str:
+    """A lead's website as a checked URL: lead lists often give a bare domain, taken as
+    http:// (which sites redirect to https:// themselves)."""
+    text = website.strip()
+    return str(check_url(text if "://" in text else f"http://{text}"))
+
+
 async def resolve_checked(
     host: str, port: int, allow_private: bool, policy: AddressPolicy = address_kind
 ) -> list[str]:

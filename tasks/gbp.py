@@ -69,7 +69,7 @@ from leadshop.apis import ServiceError, api_client, google_error, redact, send
 from leadshop.config import Settings, get_settings
 from leadshop.errors import LeadshopError
 from leadshop.models import AssessmentResult, LeadRecord
-from leadshop.net import SafeClient, check_url
+from leadshop.net import SafeClient, lead_url
 from leadshop.pages import PageFacts, parse_page
 from leadshop.scoring import Check, Outcome, Score, grade_for, judge_checks, log_normal_score
 from tasks.registry import assessment_task
@@ -1302,17 +1302,11 @@ def judge_site(evidence: SiteEvidence) -> AssessmentResult:
 # --- Collect and the task -------------------------------------------------------------------------
 
 
-def website_url(website: str) -> str:
-    """The lead's website as a URL; a bare domain is taken as http://, which sites redirect."""
-    text = website.strip()
-    return str(check_url(text if "://" in text else f"http://{text}"))
-
-
 async def collect_site(lead: LeadRecord, settings: Settings) -> SiteEvidence:
     """The lead's home page through ``SafeClient``; an error status fails with its own retry
     verdict (a 503 is tried again, a 404 is not)."""
     async with SafeClient.from_settings(settings) as client:
-        response = await client.get(website_url(lead.website))
+        response = await client.get(lead_url(lead.website))
     response.raise_for_status()
     return site_evidence(lead, response.url, response.status_code, parse_page(response.text))
 

@@ -68,7 +68,7 @@ from leadshop.egress import Egress, EgressGuard, chromium_proxy_flags
 from leadshop.errors import ConfigurationError, HTTPStatusError, LeadshopError
 from leadshop.locks import FileSemaphore
 from leadshop.models import AssessmentResult, Finding, LeadRecord, Severity
-from leadshop.net import AddressPolicy, SafeClient, address_kind, check_url, trust_context
+from leadshop.net import AddressPolicy, SafeClient, address_kind, lead_url, trust_context
 from leadshop.scoring import grade_for
 from tasks.registry import QUEUED_TIMEOUT_SECONDS, assessment_task
 
@@ -594,18 +594,12 @@ async def run_lighthouse(
 # --- The task ------------------------------------------------------------------------------------
 
 
-def page_url(website: str) -> str:
-    """The lead's website as a URL; a bare domain is taken as http://, which sites redirect."""
-    text = website.strip()
-    return str(check_url(text if "://" in text else f"http://{text}"))
-
-
 async def assess(lead: LeadRecord) -> AssessmentResult:
     """The task body: PSI when a key is set, local Lighthouse otherwise. Errors propagate so the
     registry's retry condition reads their ``retryable``."""
     started = time.monotonic()
     settings = get_settings()
-    url = page_url(lead.website)
+    url = lead_url(lead.website)
     key = settings.pagespeed_api_key
     if key is not None and key.get_secret_value():
         async with PsiClient(settings.pagespeed_api_url, key) as client:

@@ -80,7 +80,7 @@ from leadshop.config import Settings, get_settings
 from leadshop.domains import registrable_domain
 from leadshop.errors import FetchError
 from leadshop.models import AssessmentResult, Finding, LeadRecord, Severity
-from leadshop.net import SafeClient, check_url, trust_context
+from leadshop.net import SafeClient, check_url, lead_url, trust_context
 from leadshop.pages import PageFacts, parse_page
 from leadshop.scoring import Check, Outcome, Score, grade_for, judge_checks, log_normal_score
 from tasks.registry import assessment_task
@@ -311,8 +311,7 @@ class SemrushClient:
 def search_domain(website: str) -> str:
     """The registrable domain SEMrush is asked about: ``https://www.shop.example.co.uk/x`` ->
     ``example.co.uk``; a host without one (an IP, ``localhost``) as it is, without ``www.``."""
-    text = website.strip()
-    host = check_url(text if "://" in text else f"http://{text}").raw_host.decode("ascii")
+    host = check_url(lead_url(website)).raw_host.decode("ascii")
     host = host.rstrip(".").lower()
     return registrable_domain(host) or host.removeprefix("www.")
 
@@ -1084,8 +1083,7 @@ async def assess(lead: LeadRecord) -> AssessmentResult:
         async with SemrushClient.from_settings(settings, key) as client:
             result = judge_semrush(await client.overview(search_domain(lead.website)))
     else:
-        text = lead.website.strip()
-        url = str(check_url(text if "://" in text else f"http://{text}"))
+        url = lead_url(lead.website)
         async with SafeClient.from_settings(settings) as safe:
             result = judge_onpage(await collect_onpage(url, safe))
     return result.model_copy(update={"duration_ms": int((time.monotonic() - started) * 1000)})

@@ -90,7 +90,7 @@ from leadshop.errors import (
     UnresolvableHost,
 )
 from leadshop.models import AssessmentResult, LeadRecord
-from leadshop.net import AddressPolicy, address_kind, check_url
+from leadshop.net import AddressPolicy, address_kind, lead_url
 from leadshop.scoring import Check, Outcome, Score, grade_for, judge_checks
 from tasks.registry import QUEUED_TIMEOUT_SECONDS, assessment_task
 
@@ -619,14 +619,6 @@ class Device:
 DESKTOP = Device("desktop", 1366, 768, 1.0, mobile=False)
 MOBILE = Device("mobile", 412, 823, 1.75, mobile=True)
 LOCAL_SCHEMES = frozenset({"data", "blob", "about"})  # never touch the network
-
-
-def normalise_url(website: str) -> str:
-    """The lead's website as a URL Chromium can open: a scheme added, then checked."""
-    text = website.strip()
-    if "://" not in text:
-        text = f"http://{text}"
-    return str(check_url(text))
 
 
 class HostCheck:
@@ -1210,7 +1202,7 @@ async def collect(
     The lead's host is checked before the browser is involved, so a refused address costs no
     page and says why.
     """
-    target = normalise_url(url)
+    target = lead_url(url)
     egress = Egress(settings.allow_private_networks, policy)
     await egress.resolve(*host_port(target))
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
@@ -1250,7 +1242,7 @@ async def assess(lead: LeadRecord) -> AssessmentResult:
     them: a timeout or a refused connection is tried again, a 404 or a private address is not."""
     started = time.monotonic()
     settings = get_settings()
-    folder = artifacts_folder(settings, lead, normalise_url(lead.website))
+    folder = artifacts_folder(settings, lead, lead_url(lead.website))
     result = judge(await collect(lead.website, settings, folder))
     return result.model_copy(update={"duration_ms": int((time.monotonic() - started) * 1000)})
 

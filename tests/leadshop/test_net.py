@@ -8,7 +8,7 @@ import ipaddress
 import pytest
 
 from leadshop import errors
-from leadshop.net import IPAddress, SafeClient, address_kind, check_url
+from leadshop.net import IPAddress, SafeClient, address_kind, check_url, lead_url
 from tests.sites import Reply, serve
 
 
@@ -148,3 +148,12 @@ async def test_error_statuses(status: int, retryable: bool) -> None:
         response.raise_for_status()
     assert caught.value.status_code == status
     assert caught.value.retryable is retryable
+
+
+def test_lead_urls_get_a_scheme_and_are_checked() -> None:
+    assert lead_url(" bobsplumbing.example ") == "http://bobsplumbing.example"
+    assert lead_url("https://bobsplumbing.example/home") == "https://bobsplumbing.example/home"
+    assert lead_url(" shop.example ").startswith("http://shop.example")
+    for bad in ("ftp://shop.example/", "http://", "https://user:pw@shop.example/"):
+        with pytest.raises(errors.InvalidURL):
+            lead_url(bad)

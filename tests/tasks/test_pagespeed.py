@@ -53,7 +53,6 @@ from tasks.pagespeed import (
     assess,
     field_data,
     judge,
-    page_url,
     pagespeed_task,
     run_lighthouse,
 )
@@ -258,11 +257,6 @@ def test_parse_report_keeps_a_report_with_a_runtime_error_and_explains_a_crash()
     with pytest.raises(LighthouseFailed, match=r"code 1 and no report: .*Chrome crashed") as caught:
         _parse_report(1, b"", b"Runtime error encountered: Chrome crashed")
     assert caught.value.retryable
-
-
-def test_page_url() -> None:
-    assert page_url(" bobsplumbing.example ") == "http://bobsplumbing.example"
-    assert page_url("https://bobsplumbing.example/home") == "https://bobsplumbing.example/home"
 
 
 def test_the_task_uses_the_shared_retry_policy() -> None:

@@ -43,7 +43,6 @@ from tasks.visual import (
     copyright_year,
     error_for,
     judge,
-    normalise_url,
     png_size,
     visual_task,
 )
@@ -281,13 +280,6 @@ def test_navigation_errors_say_whether_to_retry(message: str, kind: type, retrya
     assert type(error) is kind
     assert error.retryable is retryable
     assert error.url == "http://x/"
-
-
-def test_lead_urls_are_normalised_and_checked():
-    assert normalise_url(" shop.example ").startswith("http://shop.example")
-    for bad in ("ftp://shop.example/", "http://", "https://user:pw@shop.example/"):
-        with pytest.raises(errors.InvalidURL):
-            normalise_url(bad)
 
 
 def test_artifacts_go_under_the_lead_id_or_the_host(tmp_path: Path):
