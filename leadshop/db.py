@@ -224,7 +224,8 @@ def _writing(engine: Engine) -> Iterator[Session]:
 
 
 @contextmanager
-def _reading(engine: Engine) -> Iterator[Session]:
+def reading(engine: Engine) -> Iterator[Session]:
+    """A read-only session in a transaction, for this module and read-only callers (reports)."""
     bind = engine.execution_options(leadshop_read_only=True)
     with Session(bind) as session, session.begin():
         yield session
@@ -270,7 +271,7 @@ def get_leads(engine: Engine, ids: Iterable[int], *, missing_ok: bool = False) -
     """The leads with these ids, in that order; LookupError names any that do not exist
     unless ``missing_ok`` (then they are left out)."""
     wanted = list(ids)
-    with _reading(engine) as session:
+    with reading(engine) as session:
         found = {
             lead.id: lead.record()
             for lead in session.scalars(select(Lead).where(Lead.id.in_(wanted)))
@@ -289,7 +290,7 @@ def _missing_leads(ids: list[int]) -> LookupError:
 
 
 def all_lead_ids(engine: Engine) -> list[int]:
-    with _reading(engine) as session:
+    with reading(engine) as session:
         return list(session.scalars(select(Lead.id).order_by(Lead.id)))
 
 
@@ -310,7 +311,7 @@ def stale_lead_ids(engine: Engine, older_than: timedelta, now: datetime | None =
         .where((assessed.c.last.is_(None)) | (assessed.c.last < cutoff))
         .order_by(Lead.id)
     )
-    with _reading(engine) as session:
+    with reading(engine) as session:
         return list(session.scalars(query))
 
 
@@ -439,7 +440,7 @@ def mark_failed(engine: Engine, batch_id: str, lead_id: int, message: str) -> bo
 
 def load_results(engine: Engine, batch_id: str, lead_id: int) -> list[AssessmentResult]:
     """The stored envelopes of one lead's assessment, built-in sections first."""
-    with _reading(engine) as session:
+    with reading(engine) as session:
         row = _row(session, batch_id, lead_id)
         stored = [getattr(row, column) for column in SECTION_COLUMNS.values()]
         stored.extend((row.extra_results or {}).values())
@@ -486,7 +487,7 @@ def batch_rows(engine: Engine, batch_id: str) -> list[dict[str, Any]]:
             Lead.id,
         )
     )
-    with _reading(engine) as session:
+    with reading(engine) as session:
         rows = [dict(row._mapping) for row in session.execute(query)]
     plugins = sorted({name for row in rows for name in row["extra_results"] or {}})
     for row in rows:
@@ -500,7 +501,7 @@ def batch_rows(engine: Engine, batch_id: str) -> list[dict[str, Any]]:
 
 def latest_batch_id(engine: Engine) -> str | None:
     query = select(Assessment.batch_id).order_by(Assessment.created_at.desc(), Assessment.id.desc())
-    with _reading(engine) as session:
+    with reading(engine) as session:
         return session.scalar(query.limit(1))
 
 
@@ -511,7 +512,7 @@ def batch_progress(engine: Engine, batch_id: str) -> dict[str, Any]:
         .where(Assessment.batch_id == batch_id)
         .group_by(Assessment.status)
     )
-    with _reading(engine) as session:
+    with reading(engine) as session:
         found: dict[str, int] = {status: count for status, count in session.execute(query).tuples()}
     total = sum(found.values())
     if total == 0:

@@ -8,13 +8,10 @@ readers), so rendering a report never queues behind a running batch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Engine, func, select
-from sqlalchemy.orm import Session
 
 from leadshop import db
 from leadshop.models import AssessmentResult, LeadRecord
@@ -43,13 +40,6 @@ class BatchTimes:
     completed_at: datetime | None
 
 
-@contextmanager
-def _reading(engine: Engine) -> Iterator[Session]:
-    bind = engine.execution_options(leadshop_read_only=True)
-    with Session(bind) as session, session.begin():
-        yield session
-
-
 def latest_batch_of_lead(engine: Engine, lead_id: int) -> str | None:
     """The batch that most recently created a row for this lead, or None if none did."""
     query = (
@@ -58,7 +48,7 @@ def latest_batch_of_lead(engine: Engine, lead_id: int) -> str | None:
         .order_by(db.Assessment.created_at.desc(), db.Assessment.id.desc())
         .limit(1)
     )
-    with _reading(engine) as session:
+    with db.reading(engine) as session:
         return session.scalar(query)
 
 
@@ -66,7 +56,7 @@ def load_lead_assessment(engine: Engine, lead_id: int, batch_id: str) -> LeadAss
     """Everything a lead's report shows; LookupError when the lead has no row in the batch."""
     query = select(db.Assessment, db.Lead).join(db.Lead, db.Lead.id == db.Assessment.lead_id)
     query = query.where(db.Assessment.batch_id == batch_id, db.Assessment.lead_id == lead_id)
-    with _reading(engine) as session:
+    with db.reading(engine) as session:
         found = session.execute(query).tuples().first()
         if found is None:
             raise LookupError(f"no assessment for lead {lead_id} in batch {batch_id!r}")
@@ -88,6 +78,6 @@ def load_lead_assessment(engine: Engine, lead_id: int, batch_id: str) -> LeadAss
 
 def batch_times(engine: Engine, batch_id: str) -> BatchTimes:
     query = select(func.min(db.Assessment.started_at), func.max(db.Assessment.completed_at))
-    with _reading(engine) as session:
+    with db.reading(engine) as session:
         started, completed = session.execute(query.where(db.Assessment.batch_id == batch_id)).one()
     return BatchTimes(started_at=started, completed_at=completed)
